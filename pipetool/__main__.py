@@ -1,0 +1,4 @@
+"""`python -m pipetool` is the `pipetool` command."""
+from .cli import main
+
+main()

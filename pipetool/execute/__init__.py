@@ -1,0 +1,1 @@
+"""Running targets: the scheduler (ready queue, -j) over a small executor interface."""

@@ -1,0 +1,38 @@
+"""What the scheduler hands an executor, and what comes back: plain, picklable data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Job:
+    target: str
+    cwd: str  # project root
+    env: dict[str, str]  # variables added to the environment (PIPETOOL_*)
+    stdout_path: str
+    stderr_path: str
+    cmd: str | None = None  # run with bash -c
+    python: str | None = None  # "module:function"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # candidate keyword arguments
+    ambiguous: tuple[str, ...] = ()  # param names two declared params both claim
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: str
+    ok: bool
+    message: str = ""  # why it failed, in one line
+    duration_s: float = 0.0
+
+
+class Executor(Protocol):
+    """Submit jobs, then collect them in completion order; a Dask backend plugs in here."""
+
+    def submit(self, job: Job) -> None: ...
+
+    def wait_next(self) -> Outcome: ...
+
+    def cancel_all(self) -> None: ...
+
+    def close(self) -> None: ...

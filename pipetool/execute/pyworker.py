@@ -1,0 +1,103 @@
+"""Runs a `python:` target inside a worker process (loky), with cwd, env and output set up."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jobs import Job, Outcome
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a callable may ask for as `ctx`."""
+
+    run_id: str
+    target: str
+    logger: logging.Logger
+
+
+def _purge_project_modules(root: str) -> None:
+    """Forget project modules a reused worker imported before, so edited code is seen."""
+    prefix = os.path.join(root, "")
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and os.path.abspath(f).startswith(prefix):
+            del sys.modules[name]
+
+
+def _resolve(ref: str):
+    module, _, qual = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def call_kwargs(func, job: Job, ctx: Context) -> dict:
+    """Keyword arguments chosen by the callable's signature."""
+    candidates = dict(job.kwargs)
+    candidates["ctx"] = ctx
+    sig = inspect.signature(func)
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return {k: v for k, v in candidates.items() if k not in job.ambiguous}
+    kwargs = {}
+    for name, p in sig.parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
+            continue
+        if name in job.ambiguous:
+            raise TypeError(f"parameter '{name}' is ambiguous: two declared params end in '{name}'")
+        if name in candidates:
+            kwargs[name] = candidates[name]
+    return kwargs
+
+
+def run_python_job(job: Job) -> Outcome:
+    start = time.perf_counter()
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    out_fd = os.open(job.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    err_fd = os.open(job.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    keep_out, keep_err = os.dup(1), os.dup(2)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    logger = logging.getLogger(f"pipetool.{job.target}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        os.environ.update(job.env)
+        os.chdir(job.cwd)
+        if sys.path[:1] != [job.cwd]:
+            sys.path.insert(0, job.cwd)
+        _purge_project_modules(job.cwd)
+        func = _resolve(job.python or "")
+        ctx = Context(job.env.get("PIPETOOL_RUN_ID", ""), job.target, logger)
+        kwargs = call_kwargs(func, job, ctx)
+        kwargs = {k: ([Path(p) for p in v] if k in ("deps", "outs") else v) for k, v in kwargs.items()}
+        func(**kwargs)
+        ok, message = True, ""
+    except BaseException as exc:  # the target's failure is reported, never raised here
+        traceback.print_exc()
+        ok, message = False, f"{type(exc).__name__}: {exc}".strip()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(keep_out, 1)
+        os.dup2(keep_err, 2)
+        for fd in (keep_out, keep_err, out_fd, err_fd):
+            os.close(fd)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Outcome(job.target, ok, message, time.perf_counter() - start)

@@ -1,0 +1,225 @@
+"""The DAG: edges from data (a dep equal to, inside, or around another target's out) and
+`needs`; duplicate outs, missing deps and cycles are errors; selection of upstream closures.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+
+from .errors import PipelineError, UsageError
+from .hashing import is_glob
+from .spec.model import Pipeline
+from .spec.params import closest
+from .spec.paths import strip_dir
+
+
+@dataclass(frozen=True)
+class Graph:
+    order: tuple[str, ...]  # a topological order (upstream first), stable by declaration
+    upstream: dict[str, tuple[str, ...]]  # direct upstream targets
+    downstream: dict[str, tuple[str, ...]]
+    producer: dict[str, str]  # out path (no trailing "/") -> target
+    dep_producers: dict[str, dict[str, tuple[str, ...]]]  # target -> dep -> its producers
+
+    def closure_up(self, names) -> set[str]:
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self.upstream[n])
+        return seen
+
+    def closure_down(self, names) -> set[str]:
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self.downstream[n])
+        return seen
+
+
+def build_graph(p: Pipeline) -> Graph:
+    producer: dict[str, str] = {}
+    for name, t in p.targets.items():
+        for i, out in enumerate(t.outs):
+            key = strip_dir(out)
+            if key in producer:
+                other = producer[key]
+                raise PipelineError(
+                    f"out '{out}' is declared by both '{other}' and '{name}'; each out has one producer",
+                    p.where("targets", name, "outs"),
+                )
+            producer[key] = name
+    # An out inside another out's folder would let two targets write the same files.
+    for key, name in producer.items():
+        parent = os.path.dirname(key)
+        while parent:
+            if parent in producer:
+                raise PipelineError(
+                    f"out '{key}' of '{name}' lies inside out '{parent}/' of '{producer[parent]}'",
+                    p.where("targets", name, "outs"),
+                )
+            parent = os.path.dirname(parent)
+    # Folders that hold outs, so a dep on a folder finds the targets writing into it.
+    below: dict[str, list[str]] = {}
+    for key, name in producer.items():
+        parent = os.path.dirname(key)
+        while parent:
+            below.setdefault(parent, []).append(name)
+            parent = os.path.dirname(parent)
+
+    root = p.root
+    up: dict[str, list[str]] = {n: [] for n in p.targets}
+    dep_producers: dict[str, dict[str, tuple[str, ...]]] = {}
+    for name, t in p.targets.items():
+        ups = up[name]
+        for i, dep in enumerate(t.deps):
+            found = _producers(dep.path, producer, below)
+            if found:
+                dep_producers.setdefault(name, {})[dep.path] = tuple(found)
+            if not found and not _exists(root, dep.path):
+                raise PipelineError(
+                    f"target '{name}' depends on '{dep.path}', which is neither a file on disk "
+                    f"nor an out of any target",
+                    p.where("targets", name, "deps", i),
+                )
+            for u in found:
+                if u == name:
+                    raise PipelineError(
+                        f"target '{name}' lists its own out '{dep.path}' as a dep",
+                        p.where("targets", name, "deps", i),
+                    )
+                if u not in ups:
+                    ups.append(u)
+        for i, need in enumerate(t.needs):
+            if need not in p.targets:
+                raise PipelineError(
+                    f"target '{name}' needs unknown target '{need}'{closest(need, p.targets)}",
+                    p.where("targets", name, "needs", i),
+                )
+            if need == name:
+                raise PipelineError(f"target '{name}' needs itself", p.where("targets", name, "needs", i))
+            if need not in ups:
+                ups.append(need)
+
+    order = _toposort(p, up)
+    down: dict[str, list[str]] = {n: [] for n in p.targets}
+    for n in order:
+        for u in up[n]:
+            down[u].append(n)
+    return Graph(
+        order=tuple(order),
+        upstream={n: tuple(v) for n, v in up.items()},
+        downstream={n: tuple(v) for n, v in down.items()},
+        producer=producer,
+        dep_producers=dep_producers,
+    )
+
+
+def _exists(root: str, path: str) -> bool:
+    if is_glob(path):
+        import glob
+
+        return bool(glob.glob(path, root_dir=root, recursive=True))
+    return os.path.exists(os.path.join(root, path))
+
+
+def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]]) -> list[str]:
+    if is_glob(dep):
+        pat = strip_dir(dep)
+        return sorted({n for out, n in producer.items() if fnmatch.fnmatchcase(out, pat)
+                       or any(fnmatch.fnmatchcase(a, pat) for a in _ancestors(out))})
+    key = strip_dir(dep)
+    found: list[str] = []
+    # The dep is an out or lies inside one.
+    k = key
+    while k:
+        if k in producer:
+            found.append(producer[k])
+            break
+        k = os.path.dirname(k)
+    # The dep is a folder that holds outs.
+    for n in below.get(key, ()):
+        if n not in found:
+            found.append(n)
+    return found
+
+
+def _ancestors(path: str):
+    parent = os.path.dirname(path)
+    while parent:
+        yield parent
+        parent = os.path.dirname(parent)
+
+
+def _toposort(p: Pipeline, up: dict[str, list[str]]) -> list[str]:
+    """Depth-first post-order in declaration order; a cycle is named in full."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    order: list[str] = []
+    for start in p.targets:
+        if start in state:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        state[start] = 1
+        while stack:
+            node, i = stack[-1]
+            ups = up[node]
+            if i < len(ups):
+                stack[-1] = (node, i + 1)
+                nxt = ups[i]
+                st = state.get(nxt)
+                if st == 1:
+                    cyc = path[path.index(nxt):]
+                    # path runs downstream -> upstream; show the data direction
+                    shown = " -> ".join(reversed(cyc + [nxt]))
+                    raise PipelineError(
+                        f"the targets form a cycle: {shown}", p.where("targets", nxt)
+                    )
+                if st is None:
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+                    path.append(nxt)
+            else:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                order.append(node)
+    return order
+
+
+def resolve_targets(p: Pipeline, g: Graph, names: list[str] | tuple[str, ...]) -> list[str]:
+    """Map command-line names (target names or out paths) to target names."""
+    out: list[str] = []
+    for raw in names:
+        if raw in p.targets:
+            name = raw
+        else:
+            name = None
+            if raw:
+                for spelled in (raw, os.path.relpath(os.path.abspath(raw), p.root)):
+                    key = strip_dir(os.path.normpath(spelled).replace(os.sep, "/"))
+                    name = g.producer.get(key)
+                    if name is not None:
+                        break
+            if name is None:
+                raise UsageError(
+                    f"unknown target '{raw}': not a target name nor an out of any target"
+                    f"{closest(raw, list(p.targets) + list(g.producer))}"
+                )
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def select(g: Graph, names: list[str]) -> list[str]:
+    """The named targets and everything they need, in topological order (all when none)."""
+    if not names:
+        return list(g.order)
+    keep = g.closure_up(names)
+    return [n for n in g.order if n in keep]

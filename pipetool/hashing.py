@@ -1,0 +1,179 @@
+"""Content hashes (xxh3-128) of files, directories and globs, gated by a stat cache.
+
+The stat cache maps a path to (size, mtime_ns, inode) and the digest seen then; an entry
+is trusted only when the file's mtime is safely older than the moment it was hashed
+(git's "racily clean" rule), so a same-size rewrite within one timestamp tick is still seen.
+Within one invocation no file is stat'ed or hashed twice (`Hasher` memoizes).
+"""
+from __future__ import annotations
+
+import glob as globmod
+import os
+import stat as statmod
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import xxhash
+
+from .store.statcache import StatCache, StatEntry
+
+BLOCK = 8 * 1024 * 1024
+# An entry whose mtime is within this window of the hashing time may hide a same-size
+# rewrite in the same timestamp tick (1 s covers ext3/HFS+ whole-second timestamps).
+RACY_WINDOW_NS = 1_000_000_000
+MISSING = None
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(path: str) -> bool:
+    return any(c in GLOB_CHARS for c in path)
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def hash_strings(parts: Iterable[str]) -> str:
+    """Order-sensitive hash of a sequence of strings (NUL-separated)."""
+    h = xxhash.xxh3_128()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def hash_file_contents(path: str) -> str:
+    """Hash a file in large blocks into one reused buffer: no per-byte Python work."""
+    h = xxhash.xxh3_128()
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+@dataclass
+class Hasher:
+    """Hashes workspace paths relative to `root`, memoized for one invocation."""
+
+    root: str
+    cache: StatCache | None = None
+    _memo: dict[str, str | None] = field(default_factory=dict)
+    _now_ns: int = field(default_factory=time.time_ns)
+
+    def _abs(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def forget(self, rel: str) -> None:
+        """Drop memoized digests at or below `rel` (it is about to be rewritten)."""
+        prefix = rel.rstrip("/") + "/"
+        for key in [k for k in self._memo if k == rel.rstrip("/") or k.startswith(prefix)]:
+            del self._memo[key]
+
+    def file_digest(self, rel: str, st: os.stat_result | None = None) -> str | None:
+        """Digest of one regular file, or None when it does not exist."""
+        memo = self._memo
+        if rel in memo:
+            return memo[rel]
+        if st is None:
+            try:
+                st = os.stat(self._abs(rel))
+            except (FileNotFoundError, NotADirectoryError):
+                memo[rel] = None
+                return None
+        digest = None
+        cache = self.cache
+        if cache is not None:
+            entry = cache.get(rel)
+            if (
+                entry is not None
+                and entry.size == st.st_size
+                and entry.mtime_ns == st.st_mtime_ns
+                and entry.inode == st.st_ino
+                and st.st_mtime_ns + RACY_WINDOW_NS < entry.hashed_at_ns
+            ):
+                digest = entry.digest
+        if digest is None:
+            hashed_at = time.time_ns()
+            digest = hash_file_contents(self._abs(rel))
+            if cache is not None:
+                cache.put(rel, StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, hashed_at, digest))
+        memo[rel] = digest
+        return digest
+
+    def path_digest(self, rel: str) -> str | None:
+        """Digest of a file or a directory (every file below, with relative paths)."""
+        memo = self._memo
+        key = rel if not rel.endswith("/") else rel.rstrip("/")
+        dkey = key + "/"
+        if dkey in memo:
+            return memo[dkey]
+        if key in memo:
+            return memo[key]
+        try:
+            st = os.stat(self._abs(key))
+        except (FileNotFoundError, NotADirectoryError):
+            memo[key] = None
+            return None
+        if statmod.S_ISDIR(st.st_mode):
+            digest = self._dir_digest(key)
+            memo[dkey] = digest
+            return digest
+        return self.file_digest(key, st)
+
+    def _dir_files(self, key: str) -> list[tuple[str, os.stat_result]]:
+        out: list[tuple[str, os.stat_result]] = []
+        stack = [key]
+        while stack:
+            d = stack.pop()
+            with os.scandir(self._abs(d)) as it:
+                for e in it:
+                    rel = f"{d}/{e.name}" if d else e.name
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(rel)
+                    elif e.is_file():
+                        out.append((rel, e.stat()))
+        out.sort(key=lambda x: x[0])
+        return out
+
+    def _dir_digest(self, key: str) -> str:
+        h = xxhash.xxh3_128(b"dir\0")
+        n = len(key) + 1
+        for rel, st in self._dir_files(key):
+            h.update(rel[n:].encode("utf-8", "surrogateescape") + b"\0")
+            h.update((self.file_digest(rel, st) or "").encode() + b"\0")
+        return h.hexdigest()
+
+    def glob_paths(self, pattern: str) -> list[str]:
+        root = self.root
+        matches = globmod.glob(pattern, root_dir=root, recursive=True)
+        return sorted(m.replace(os.sep, "/") for m in matches)
+
+    def glob_digest(self, pattern: str) -> str | None:
+        """Digest of the matched paths and their contents; None when nothing matches."""
+        gkey = "glob:" + pattern
+        if gkey in self._memo:
+            return self._memo[gkey]
+        paths = self.glob_paths(pattern)
+        if not paths:
+            self._memo[gkey] = None
+            return None
+        h = xxhash.xxh3_128(b"glob\0")
+        for p in paths:
+            h.update(p.encode("utf-8", "surrogateescape") + b"\0")
+            h.update((self.path_digest(p) or "").encode() + b"\0")
+        digest = h.hexdigest()
+        self._memo[gkey] = digest
+        return digest
+
+    def digest(self, rel: str) -> str | None:
+        """Digest of a dep or out spelled as in pipeline.yaml (file, dir/ or glob)."""
+        if is_glob(rel):
+            return self.glob_digest(rel)
+        return self.path_digest(rel)

@@ -1,0 +1,152 @@
+"""Pure staleness: from traces, recorded state and upstream verdicts to verdicts with reasons.
+
+No I/O here: `decide` judges one target, `plan` folds it over a topological order. The
+run loop calls `decide` again for a target once its upstream targets are done, which is
+what gives early cutoff (an upstream rebuilt to identical bytes leaves its hash unchanged).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .fingerprint import Trace
+
+FRESH, STALE, PENDING = "fresh", "stale", "pending"
+
+
+@dataclass(frozen=True)
+class Record:
+    """What was recorded when a target was last built (the verifying trace)."""
+
+    fingerprint: str
+    outs: dict[str, str | None]
+    trace: dict[str, Any] | None = None  # None when only the fingerprint is known
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str
+    reasons: tuple[str, ...] = ()
+
+
+def _show(v: Any) -> str:
+    from .spec.interpolate import render_value
+
+    return "(unset)" if v is _ABSENT else render_value(v)
+
+
+_ABSENT = object()
+
+
+def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozenset = frozenset()) -> list[str]:
+    """Human reasons for each difference between a recorded trace and the current one."""
+    if then is None:
+        return ["fingerprint changed"]
+    reasons: list[str] = []
+    old_code = then.get("code", "")
+    if now.code != old_code:
+        kind = now.code.partition(":")[0]
+        if kind == "cmd" and old_code.startswith("cmd:"):
+            reasons.append("command changed")
+        elif kind == "python":
+            reasons.append(f"code changed: {now.code[7:].rpartition('@')[0]}")
+        elif kind == "version":
+            reasons.append(f"code_version changed: {old_code.partition(':')[2] or '(none)'} -> {now.code[8:]}")
+        else:
+            reasons.append("code changed")
+    reasons.extend(_param_changes("", then.get("params", {}), now.params))
+    old_deps = then.get("deps", {})
+    for path in sorted(set(now.deps) | set(old_deps)):
+        if path in volatile:
+            continue
+        if path not in old_deps:
+            reasons.append(f"dep added: {path}")
+        elif path not in now.deps:
+            reasons.append(f"dep removed: {path}")
+        elif now.deps[path] != old_deps[path]:
+            reasons.append(f"dep missing: {path}" if now.deps[path] is None else f"dep changed: {path}")
+    old_env = then.get("env", {})
+    for name in sorted(set(now.env) | set(old_env)):
+        if now.env.get(name, _ABSENT) != old_env.get(name, _ABSENT):
+            reasons.append(f"env changed: {name}")
+    return reasons
+
+
+def _param_changes(prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """One reason per changed leaf, so a changed subtree names the key that moved."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if a == b:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_param_changes(path + ".", a, b))
+        else:
+            out.append(f"param changed: {path} {_show(a)} -> {_show(b)}")
+    return out
+
+
+def decide(
+    trace: Trace,
+    outs_now: Mapping[str, str | None],
+    record: Record | None,
+    *,
+    always: bool = False,
+    forced: bool = False,
+    upstream_not_fresh: tuple[str, ...] = (),
+    volatile: frozenset = frozenset(),
+) -> Verdict:
+    """Judge one target. `volatile` deps are outs of upstream targets not yet fresh."""
+    reasons: list[str] = []
+    if forced:
+        reasons.append("forced")
+    if always:
+        reasons.append("always: true")
+    if record is None:
+        reasons.append("never built")
+    else:
+        if trace.fingerprint != record.fingerprint:
+            reasons.extend(explain_trace(trace, record.trace, volatile))
+        for out, digest in outs_now.items():
+            if digest is None:
+                reasons.append(f"out missing: {out}")
+            elif out not in record.outs:
+                reasons.append(f"out not recorded: {out}")
+            elif record.outs[out] != digest:
+                reasons.append(f"out modified: {out}")
+    if upstream_not_fresh:
+        if reasons:
+            return Verdict(STALE, tuple(reasons))
+        return Verdict(PENDING, tuple(f"upstream stale: {u}" for u in upstream_not_fresh))
+    return Verdict(STALE, tuple(reasons)) if reasons else Verdict(FRESH)
+
+
+def plan(
+    order: tuple[str, ...] | list[str],
+    upstream: Mapping[str, tuple[str, ...]],
+    dep_producers: Mapping[str, Mapping[str, tuple[str, ...]]],
+    traces: Mapping[str, Trace],
+    outs_now: Mapping[str, Mapping[str, str | None]],
+    records: Mapping[str, Record],
+    *,
+    always: frozenset = frozenset(),
+    forced: frozenset = frozenset(),
+) -> dict[str, Verdict]:
+    """Verdicts for every target in `order` (a topological order of the selection)."""
+    verdicts: dict[str, Verdict] = {}
+    for name in order:
+        not_fresh = tuple(u for u in upstream[name] if u in verdicts and verdicts[u].state != FRESH)
+        volatile = frozenset(
+            path for path, prods in dep_producers.get(name, {}).items() if any(u in not_fresh for u in prods)
+        )
+        verdicts[name] = decide(
+            traces[name],
+            outs_now[name],
+            records.get(name),
+            always=name in always,
+            forced=name in forced,
+            upstream_not_fresh=not_fresh,
+            volatile=volatile,
+        )
+    return verdicts

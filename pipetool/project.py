@@ -1,0 +1,62 @@
+"""An opened project: the loaded pipeline, its graph, the store and a hasher over them."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from .graph import Graph, build_graph, resolve_targets, select
+from .hashing import Hasher
+from .plan import Record
+from .spec.loader import load
+from .spec.model import Pipeline
+from .store.db import open_db
+from .store.lockfile import read_lock
+from .store.records import load_records
+from .store.statcache import StatCache
+
+
+@dataclass
+class Project:
+    pipeline: Pipeline
+    graph: Graph
+    conn: sqlite3.Connection | None
+    stat_cache: StatCache
+    hasher: Hasher
+
+    @property
+    def root(self) -> str:
+        return self.pipeline.root
+
+    def records(self) -> dict[str, Record]:
+        return load_records(self.conn, read_lock(self.root))
+
+    def selection(self, names) -> tuple[list[str], list[str]]:
+        """(resolved names, selected targets in topological order)."""
+        resolved = resolve_targets(self.pipeline, self.graph, list(names or ()))
+        return resolved, select(self.graph, resolved)
+
+    def close(self) -> None:
+        self.stat_cache.flush()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def open_project(
+    file: str | None = None, cwd: str | None = None, overrides: dict[str, Any] | None = None
+) -> Project:
+    p = load(file, cwd, overrides)
+    g = build_graph(p)
+    try:
+        conn = open_db(p.root, create=True)
+    except (sqlite3.OperationalError, PermissionError, OSError):
+        conn = None  # a read-only checkout still answers status, without the stat cache
+    cache = StatCache(conn)
+    return Project(p, g, conn, cache, Hasher(p.root, cache))
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,4 @@
+"""pipeline.yaml -> a validated, frozen model (load, schema, params, interpolation)."""
+from .model import Dep, Pipeline, Target
+
+__all__ = ["Dep", "Pipeline", "Target"]

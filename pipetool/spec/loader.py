@@ -1,0 +1,206 @@
+"""Find, parse, validate and model a pipeline file; every error names file:line:column."""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+from ..errors import PipelineError, UsageError, Where
+from .interpolate import interpolate
+from .model import Dep, Pipeline, Target
+from .params import (
+    MISSING,
+    apply_overrides,
+    closest,
+    deep_merge,
+    known_keys,
+    lookup,
+    read_params_file,
+)
+from .paths import normalize
+
+DEFAULT_FILE = "pipeline.yaml"
+CACHE_NAME = "spec.cache"
+
+
+def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
+    """`-f FILE`, else pipeline.yaml in the current directory or above."""
+    base = os.path.abspath(cwd or os.getcwd())
+    if file:
+        path = file if os.path.isabs(file) else os.path.join(base, file)
+        if not os.path.isfile(path):
+            raise UsageError(f"pipeline file {file} does not exist")
+        return os.path.abspath(path)
+    d = base
+    while True:
+        cand = os.path.join(d, DEFAULT_FILE)
+        if os.path.isfile(cand):
+            return cand
+        parent = os.path.dirname(d)
+        if parent == d:
+            raise UsageError(f"no {DEFAULT_FILE} in {base} or any folder above it (use -f FILE or -C DIR)")
+        d = parent
+
+
+class _Locator:
+    """Places in the pipeline file, parsed with marks only when an error needs one."""
+
+    def __init__(self, data: bytes, shown: str, marks: dict | None = None):
+        self._data, self._shown, self._marks = data, shown, marks
+
+    def __call__(self, path: tuple, key: bool = False) -> Where:
+        from .yamlread import locate, parse_yaml
+
+        if self._marks is None:
+            _, self._marks = parse_yaml(self._data, self._shown)
+        return locate(self._marks, self._shown, path, key)
+
+
+def _read_document(path: str, shown: str, root: str) -> tuple[dict, _Locator]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
+    import xxhash
+
+    from .validate import schema_bytes
+
+    key = xxhash.xxh3_128_hexdigest(data + b"\0" + schema_bytes())
+    cache_path = os.path.join(root, ".pipetool", CACHE_NAME)
+    try:
+        with open(cache_path, "rb") as f:
+            cached_key, doc = pickle.load(f)
+        if cached_key == key:
+            return doc, _Locator(data, shown)
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
+        pass
+    from .validate import validate_document
+    from .yamlread import parse_yaml
+
+    doc, marks = parse_yaml(data, shown)
+    locator = _Locator(data, shown, marks)
+    validate_document(doc, locator)
+    _write_cache(cache_path, key, doc)
+    return doc, locator
+
+
+def _write_cache(cache_path: str, key: str, doc: Any) -> None:
+    """Best effort: a read-only project only loses the shortcut."""
+    try:
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        tmp = f"{cache_path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump((key, doc), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache_path)
+    except OSError:
+        pass
+
+
+def load(
+    file: str | None = None,
+    cwd: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Pipeline:
+    """Load and validate a pipeline; `overrides` are `-S` values keyed by dotted path."""
+    path = find_pipeline_file(file, cwd)
+    root = os.path.dirname(path)
+    shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    doc, locate = _read_document(path, shown, root)
+
+    params = _effective_params(doc, root, locate)
+    params = apply_overrides(params, dict(overrides or {}))
+
+    targets: dict[str, Target] = {}
+    for name, raw in doc["targets"].items():
+        targets[name] = _target(name, raw, params, root, locate)
+    return Pipeline(
+        root=root,
+        file=path,
+        targets=targets,
+        params=params,
+        overrides=dict(overrides or {}),
+        order=tuple(targets),
+        locate=lambda p, key=False: locate(p, key),
+    )
+
+
+def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
+    params: dict[str, Any] = doc.get("params") or {}
+    for i, rel in enumerate(doc.get("params_files") or []):
+        where = locate(("params_files", i))
+        norm = normalize(rel, root, "params file", where)
+        params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
+    for field, section in (("params_schema", "§9"), ("remote", "§8")):
+        if field in doc:
+            raise PipelineError(
+                f"'{field}' (SPEC {section}) is not supported by this version of pipetool yet",
+                locate((field,), True),
+            )
+    return params
+
+
+def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> Target:
+    at = ("targets", name)
+    has_cmd, has_py = "cmd" in raw, "python" in raw
+    if has_cmd == has_py:
+        what = "both 'cmd' and 'python'" if has_cmd else "neither 'cmd' nor 'python'"
+        raise PipelineError(f"target '{name}' has {what}; give exactly one", locate(at, True))
+    for field, section in (("checks", "§9"), ("resources", "§8")):
+        if field in raw:
+            raise PipelineError(
+                f"target '{name}': '{field}' (SPEC {section}) is not supported by this version of pipetool yet",
+                locate(at + (field,), True),
+            )
+
+    declared: list[str] = []
+    keys = None
+    for i, key in enumerate(raw.get("params") or []):
+        if lookup(params, key) is MISSING:
+            keys = keys or known_keys(params)
+            raise PipelineError(
+                f"target '{name}' declares unknown param '{key}'{closest(key, keys)}",
+                locate(at + ("params", i)),
+            )
+        if key not in declared:
+            declared.append(key)
+
+    template = cmd = raw.get("cmd")
+    if cmd is not None:
+        cmd, used, unknown = interpolate(cmd, params)
+        if unknown:
+            keys = known_keys(params)
+            raise PipelineError(
+                f"target '{name}': cmd uses unknown param '${{{unknown[0]}}}'{closest(unknown[0], keys)}",
+                locate(at + ("cmd",)),
+            )
+        declared.extend(k for k in used if k not in declared)
+
+    deps = []
+    for i, d in enumerate(raw.get("deps") or []):
+        p, mode = (d, "auto") if isinstance(d, str) else (d["path"], d.get("hash", "auto"))
+        deps.append(Dep(normalize(p, root, f"target '{name}' dep", locate(at + ("deps", i))), mode))
+    outs: list[str] = []
+    for field in ("outs", "metrics"):
+        for i, o in enumerate(raw.get(field) or []):
+            norm = normalize(o, root, f"target '{name}' {field[:-1]}", locate(at + (field, i)))
+            if norm not in outs:
+                outs.append(norm)
+    metrics = tuple(normalize(m, root, "metric", None) for m in raw.get("metrics") or [])
+    code_version = raw.get("code_version")
+    return Target(
+        name=name,
+        cmd=cmd,
+        python=raw.get("python"),
+        deps=tuple(deps),
+        outs=tuple(outs),
+        metrics=metrics,
+        params=tuple(declared),
+        needs=tuple(raw.get("needs") or []),
+        env=tuple(raw.get("env") or []),
+        always=bool(raw.get("always", False)),
+        cache=bool(raw.get("cache", True)),
+        desc=raw.get("desc", ""),
+        code_version=None if code_version is None else str(code_version),
+        cmd_template=template,
+    )

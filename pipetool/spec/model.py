@@ -1,0 +1,51 @@
+"""The validated pipeline model: frozen dataclasses, paths relative to the project root."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import Where
+
+
+@dataclass(frozen=True)
+class Dep:
+    path: str  # relative, posix; a trailing "/" marks a directory; may be a glob
+    hash_mode: str = "auto"  # "auto" | "bytes" | "ast"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    cmd: str | None  # after ${...} substitution
+    python: str | None  # "module:function"
+    deps: tuple[Dep, ...]
+    outs: tuple[str, ...]  # outs + metrics, in declaration order
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]  # declared keys plus keys interpolated into cmd
+    needs: tuple[str, ...]
+    env: tuple[str, ...]
+    always: bool = False
+    cache: bool = True
+    desc: str = ""
+    code_version: str | None = None
+    cmd_template: str | None = None  # cmd as written, ${...} unexpanded
+    resources: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "cmd" if self.cmd is not None else "python"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    root: str  # absolute project root (folder holding the pipeline file)
+    file: str  # absolute path of the pipeline file
+    targets: dict[str, Target]
+    params: dict[str, Any]  # effective params: params, params_files, -S overrides
+    overrides: dict[str, Any] = field(default_factory=dict)
+    order: tuple[str, ...] = ()  # targets in declaration order
+    # Finds a key's place in the file on demand (parsing marks only on the error path).
+    locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
+
+    def where(self, *path: Any) -> Where | None:
+        return self.locate(tuple(path)) if self.locate else None

@@ -1,0 +1,135 @@
+"""Effective params: inline `params`, then `params_files` in order, then `-S` overrides."""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+from typing import Any, Iterable
+
+from ..errors import PipelineError, UsageError, Where
+
+MISSING = object()
+
+
+def lookup(params: dict[str, Any], key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def known_keys(params: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every key path, subtrees included (`train`, `train.lr`)."""
+    out: list[str] = []
+    for k, v in params.items():
+        path = f"{prefix}{k}"
+        out.append(path)
+        if isinstance(v, dict):
+            out.extend(known_keys(v, path + "."))
+    return out
+
+
+def closest(key: str, candidates: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint, or '' when nothing is close."""
+    cands = list(candidates)
+    match = difflib.get_close_matches(key, cands, n=1, cutoff=0.5)
+    if match:
+        return f" (did you mean '{match[0]}'?)"
+    if cands:
+        shown = ", ".join(sorted(cands)[:8])
+        return f" (known: {shown}{', …' if len(cands) > 8 else ''})"
+    return " (no params are declared)"
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_params_file(path: str, shown: str, where: Where | None) -> dict[str, Any]:
+    """A YAML, JSON or TOML file holding a mapping of params."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise PipelineError(f"params file '{shown}' does not exist", where) from None
+    except OSError as exc:
+        raise PipelineError(f"params file '{shown}' cannot be read: {exc.strerror}", where) from None
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".yaml", ".yml"):
+        from .yamlread import parse_yaml
+
+        value, _ = parse_yaml(data, shown, want_marks=False)
+    elif ext == ".json":
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PipelineError(f"params file is not valid JSON: {exc}", Where(shown)) from None
+    elif ext == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python < 3.11
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            value = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PipelineError(f"params file is not valid TOML: {exc}", Where(shown)) from None
+    else:
+        raise PipelineError(
+            f"params file '{shown}' must end in .yaml, .yml, .json or .toml", where
+        )
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PipelineError(f"params file must hold a mapping, not {type(value).__name__}", Where(shown))
+    return value
+
+
+def parse_override_value(text: str) -> Any:
+    """A `-S` value: a YAML 1.2 core-schema scalar, or a quoted/flow YAML value."""
+    from .yamlread import core_scalar, parse_yaml
+
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{", "'", '"'):
+        try:
+            value, _ = parse_yaml(stripped.encode(), "-S", want_marks=False)
+        except PipelineError as exc:
+            raise UsageError(f"-S value {text!r} is not valid YAML: {exc.message}") from None
+        return value
+    return core_scalar(stripped)
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"-S takes KEY=VALUE (e.g. -S train.lr=0.1), got {pair!r}")
+        out[key] = parse_override_value(value)
+    return out
+
+
+def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set each dotted key; a key not already known is an error naming the closest one."""
+    if not overrides:
+        return params
+    result = copy.deepcopy(params)
+    keys = known_keys(params)
+    for key, value in overrides.items():
+        if lookup(params, key) is MISSING:
+            raise UsageError(f"-S {key}: unknown param{closest(key, keys)}")
+        parts = key.split(".")
+        node = result
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return result

@@ -1,0 +1,1 @@
+"""Local state under `.pipetool/`: the SQLite store, the lock file and the project lock."""

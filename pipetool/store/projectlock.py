@@ -1,0 +1,60 @@
+"""The project-wide lock: an OS lock (flock) that dies with its process, never a stale file.
+
+The lock file's content names the run holding it, so a second invocation can say what it
+waits for; the file itself may stay behind harmlessly, since only the flock counts.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import BusyError
+from .db import state_dir
+
+LOCK_FILE = "lock"
+
+
+@dataclass
+class ProjectLock:
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def acquire(root: str, holder: str, wait: bool, on_wait: Callable[[str], None]) -> ProjectLock:
+    """Take the project lock; `holder` names us for whoever waits next."""
+    sdir = state_dir(root)
+    os.makedirs(sdir, exist_ok=True)
+    fd = os.open(os.path.join(sdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = _read_holder(fd)
+        if not wait:
+            os.close(fd)
+            raise BusyError(f"the project is busy: {other} holds it (retry later, or drop --no-wait to wait)")
+        on_wait(f"waiting for {other} to finish…")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(), 0)
+    return ProjectLock(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "another pipetool process"

@@ -1,0 +1,39 @@
+"""Per-target build records (the verifying trace): one SQLite transaction per finished target.
+
+A fresh clone has no `.pipetool/`; then the committed `pipetool.lock` is what is trusted.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from ..plan import Record
+from .statcache import with_tx
+
+
+def load_records(conn: sqlite3.Connection | None, lock_entries: dict[str, Any] | None) -> dict[str, Record]:
+    """Records from the store, falling back to the lock file for targets it lacks."""
+    records: dict[str, Record] = {}
+    if lock_entries:
+        for name, e in lock_entries.items():
+            records[name] = _from_lock(e)
+    if conn is not None:
+        for name, fp, trace, outs in conn.execute("SELECT target, fingerprint, trace, outs FROM records"):
+            records[name] = Record(fp, json.loads(outs), json.loads(trace))
+    return records
+
+
+def _from_lock(e: dict[str, Any]) -> Record:
+    trace = {k: e.get(k) for k in ("code", "params", "deps", "env") if k in e}
+    return Record(e.get("fingerprint", ""), dict(e.get("outs") or {}), trace or None)
+
+
+def save_record(
+    conn: sqlite3.Connection, target: str, fingerprint: str, trace: dict[str, Any],
+    outs: dict[str, str | None], run_id: str,
+) -> None:
+    """Record one target as built; called only after its command succeeded and outs exist."""
+    row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id, time.time())
+    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row))

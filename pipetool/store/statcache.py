@@ -1,0 +1,68 @@
+"""Persistent stat cache: path -> (size, mtime_ns, inode, hashed_at_ns, digest).
+
+Loaded with one query on first use, written back in one transaction, so a no-op run
+costs one read of the table however many files it checks.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class StatEntry(NamedTuple):
+    size: int
+    mtime_ns: int
+    inode: int
+    hashed_at_ns: int
+    digest: str
+
+
+@dataclass
+class StatCache:
+    conn: sqlite3.Connection | None
+    _rows: dict[str, StatEntry] | None = None
+    _dirty: dict[str, StatEntry] | None = None
+
+    def _load(self) -> dict[str, StatEntry]:
+        rows: dict[str, StatEntry] = {}
+        if self.conn is not None:
+            for path, size, mtime, ino, at, digest in self.conn.execute(
+                "SELECT path, size, mtime_ns, inode, hashed_at_ns, digest FROM stat"
+            ):
+                rows[path] = StatEntry(size, mtime, ino, at, digest)
+        self._rows = rows
+        return rows
+
+    def get(self, path: str) -> StatEntry | None:
+        rows = self._rows if self._rows is not None else self._load()
+        return rows.get(path)
+
+    def put(self, path: str, entry: StatEntry) -> None:
+        rows = self._rows if self._rows is not None else self._load()
+        rows[path] = entry
+        if self._dirty is None:
+            self._dirty = {}
+        self._dirty[path] = entry
+
+    def flush(self) -> None:
+        """Write new entries in one transaction; a busy store only costs a rehash later."""
+        if not self._dirty or self.conn is None:
+            return
+        items = [(p, *e) for p, e in self._dirty.items()]
+        try:
+            with_tx(self.conn, lambda c: c.executemany(
+                "INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", items))
+        except sqlite3.OperationalError:
+            return
+        self._dirty = None
+
+
+def with_tx(conn: sqlite3.Connection, fn) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
