@@ -3,26 +3,22 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from .codehash import read_signature, resolve_callable
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
-from .execute.scheduler import RunOptions, TargetResult, run_targets
 from .fingerprint import observe, observe_outs
-from .plan import FRESH, PENDING, STALE, Record, Verdict, plan
+from .plan import FRESH, Record, Verdict, plan
 from .project import Project, ensure_dir, open_project
 from .spec.loader import load as _load
 from .spec.model import Pipeline, Target
 from .spec.params import parse_overrides
-from .store import records as store_records
-from .store import runs as store_runs
-from .store.lockfile import write_lock
-from .store.projectlock import acquire
+
+if TYPE_CHECKING:  # the run path's modules load only when something runs
+    from .execute.scheduler import TargetResult
 
 
 def load(file: str | None = None, cwd: str | None = None, set: Iterable[str] | dict | None = None) -> Pipeline:
@@ -75,15 +71,22 @@ def status(
         proj.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, CI cancellation, `timeout`): stopped like Ctrl-C, exit 143."""
+
+
 @dataclass
 class RunResult:
     run_id: str | None
     status: str  # succeeded | failed | interrupted | dry-run
-    targets: dict[str, TargetResult] = field(default_factory=dict)
+    targets: dict[str, "TargetResult"] = field(default_factory=dict)
+    signal: int = 0  # the signal that interrupted the run, if any
 
     @property
     def exit_code(self) -> int:
-        return {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(self.status, EXIT_OK)
+        if self.status == "interrupted":
+            return 128 + self.signal if self.signal else EXIT_INTERRUPTED
+        return EXIT_FAILED if self.status == "failed" else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status,
@@ -100,6 +103,8 @@ class _Quiet:
 
 def new_run_id() -> str:
     """Time-ordered as plain strings: base36 milliseconds, then 4 random hex digits."""
+    import secrets
+
     ms = int(time.time() * 1000)
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     s = ""
@@ -116,6 +121,9 @@ def run(
     argv: list[str] | None = None,
 ) -> RunResult:
     """Build the targets (all when none) and whatever they need that is stale."""
+    from .execute.scheduler import TargetResult
+    from .store.projectlock import acquire
+
     rep = reporter or _Quiet()
     overrides = _overrides(set)
     proj = open_project(file, cwd, overrides)
@@ -135,14 +143,40 @@ def run(
         run_id = new_run_id()
         lock = acquire(p.root, f"run {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:
-            return _run_locked(proj, selected, forced, run_id, jobs, keep_going, rep, argv, overrides)
+            with _sigterm_interrupts():
+                return _run_locked(proj, selected, forced, run_id, jobs, keep_going, rep, argv, overrides)
         finally:
             lock.release()
     finally:
         proj.close()
 
 
+@contextmanager
+def _sigterm_interrupts():
+    """Turn SIGTERM into an interrupt, so running commands are stopped and records kept."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, argv, overrides) -> RunResult:
+    from .execute.scheduler import RunOptions, run_targets
+    from .store import records as store_records
+    from .store import runs as store_runs
+    from .store.lockfile import lock_outdated, write_lock
+
     p = proj.pipeline
     conn = proj.conn
     if conn is None:
@@ -153,37 +187,44 @@ def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, 
     params_file = os.path.join(run_dir, "params.json")
     with open(params_file, "w", encoding="utf-8") as f:
         json.dump(p.params, f, indent=2, sort_keys=True, default=str)
-    log_dir = ensure_dir(os.path.join(sdir, "logs", run_id))
+    log_dir = os.path.join(sdir, "logs", run_id)
     store_runs.start(conn, run_id, None, argv or sys.argv, _now())
+    built: list[str] = []
 
     def record(name: str, trace, outs: dict) -> None:
         store_records.save_record(conn, name, trace.fingerprint, trace.to_dict(), outs, run_id)
         records[name] = Record(trace.fingerprint, outs, trace.to_dict())
+        built.append(name)
 
     def make_executor():
         from .execute.local import LocalExecutor
 
+        ensure_dir(log_dir)
         return LocalExecutor(jobs or os.cpu_count() or 1)
 
     opts = RunOptions(jobs=jobs or os.cpu_count() or 1, keep_going=keep_going, forced=forced,
                       run_id=run_id, log_dir=log_dir, params_file=params_file)
     results: dict[str, TargetResult] = {}
-    status = "succeeded"
+    status, signum = "succeeded", 0
     try:
         run_targets(p, proj.graph, selected, proj.hasher, records, record, make_executor, rep, opts,
                     lambda t: callable_kwargs(p, t), results)
         if any(r.action == "failed" for r in results.values()):
             status = "failed"
+    except Terminated:
+        status, signum = "interrupted", 15
     except KeyboardInterrupt:
-        status = "interrupted"
+        status, signum = "interrupted", 2
     finally:
-        keep = {n: records[n] for n in p.targets if n in records}
-        write_lock(p.root, keep)
+        if built or lock_outdated(p.root, p.file, store_records.latest_build_time(conn)):
+            write_lock(p.root, {n: records[n] for n in p.targets if n in records})
         store_runs.finish(conn, run_id, status, _now())
-    return RunResult(run_id, status, results)
+    return RunResult(run_id, status, results, signum)
 
 
 def _now() -> str:
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -236,6 +277,8 @@ def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, 
 
 def _check_callables(p: Pipeline, selected: list[str]) -> None:
     """Every required parameter of a selected callable must be one we can pass."""
+    from .codehash import read_signature, resolve_callable
+
     for n in selected:
         t = p.targets[n]
         if t.python is None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Union
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,14 +27,19 @@ class Where:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+# A place, or a function finding it: finding one may mean parsing the file again for its
+# line marks, which only the error path should pay for.
+WhereLike = Union[Where, Callable[[], "Where | None"], None]
+
+
 class PipetoolError(Exception):
     """Base of every error meant for the user (never shown with a traceback)."""
 
     exit_code = EXIT_INVALID
 
-    def __init__(self, message: str, where: Where | None = None):
+    def __init__(self, message: str, where: WhereLike = None):
         self.message = message
-        self.where = where
+        self.where = where() if callable(where) else where
         super().__init__(self.render())
 
     def render(self) -> str:

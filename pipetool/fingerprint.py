@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from .codehash import resolve_callable
+from .codehash import module_closure, resolve_callable
 from .hashing import Hasher, hash_bytes, hash_strings
 from .spec.model import Pipeline, Target
 from .spec.params import lookup
@@ -26,36 +27,38 @@ class Trace:
     params: dict[str, Any]
     deps: dict[str, str | None]
     env: dict[str, str | None]  # hashed values: secrets never reach the lock file
+    code_files: dict[str, str | None] | None = None  # python: module files behind `code`
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return hash_strings([self.code, canonical(self.params), canonical(self.deps), canonical(self.env)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "params": self.params, "deps": self.deps, "env": self.env}
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> "Trace":
-        return Trace(d.get("code", ""), d.get("params", {}), d.get("deps", {}), d.get("env", {}))
+        d = {"code": self.code, "params": self.params, "deps": self.deps, "env": self.env}
+        if self.code_files:
+            d["code_files"] = self.code_files
+        return d
 
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def code_part(p: Pipeline, t: Target, hasher: Hasher) -> str:
+def code_part(p: Pipeline, t: Target, hasher: Hasher) -> tuple[str, dict[str, str | None] | None]:
+    """The code part of the fingerprint, and for callables the module files it covers."""
     if t.code_version is not None:
-        return "version:" + t.code_version
+        return "version:" + t.code_version, None
     if t.cmd_template is not None:
-        return "cmd:" + t.cmd_template
+        return "cmd:" + t.cmd_template, None
     assert t.python is not None
     path = resolve_callable(p.root, t.python, p.where("targets", t.name, "python"))
-    rel = os.path.relpath(path, p.root)
-    if rel.startswith(".."):
-        digest = _installed_digest(path)
-    else:
-        digest = hasher.file_digest(rel.replace(os.sep, "/"))
-    return f"python:{t.python}@{digest}"
+    files: dict[str, str | None] = {}
+    for f in module_closure(p.root, path):
+        rel = os.path.relpath(f, p.root).replace(os.sep, "/")
+        files[rel] = hasher.file_digest(rel)
+    if not files:  # a callable of an installed package counts by its module's bytes
+        files[path] = _installed_digest(path)
+    return f"python:{t.python}@{hash_strings(f'{k}={v}' for k, v in sorted(files.items()))}", files
 
 
 def _installed_digest(path: str) -> str | None:
@@ -68,7 +71,8 @@ def observe(p: Pipeline, t: Target, hasher: Hasher) -> Trace:
     params = {k: lookup(p.params, k) for k in t.params}
     deps = {d.path: hasher.digest(d.path) for d in t.deps}
     env = {name: (hash_bytes(os.environ[name].encode()) if name in os.environ else None) for name in t.env}
-    return Trace(code_part(p, t, hasher), params, deps, env)
+    code, files = code_part(p, t, hasher)
+    return Trace(code, params, deps, env, files)
 
 
 def observe_outs(t: Target, hasher: Hasher) -> dict[str, str | None]:

@@ -73,7 +73,6 @@ def build_graph(p: Pipeline) -> Graph:
             below.setdefault(parent, []).append(name)
             parent = os.path.dirname(parent)
 
-    root = p.root
     up: dict[str, list[str]] = {n: [] for n in p.targets}
     dep_producers: dict[str, dict[str, tuple[str, ...]]] = {}
     for name, t in p.targets.items():
@@ -82,12 +81,6 @@ def build_graph(p: Pipeline) -> Graph:
             found = _producers(dep.path, producer, below)
             if found:
                 dep_producers.setdefault(name, {})[dep.path] = tuple(found)
-            if not found and not _exists(root, dep.path):
-                raise PipelineError(
-                    f"target '{name}' depends on '{dep.path}', which is neither a file on disk "
-                    f"nor an out of any target",
-                    p.where("targets", name, "deps", i),
-                )
             for u in found:
                 if u == name:
                     raise PipelineError(
@@ -121,19 +114,27 @@ def build_graph(p: Pipeline) -> Graph:
     )
 
 
-def _exists(root: str, path: str) -> bool:
-    if is_glob(path):
-        import glob
-
-        return bool(glob.glob(path, root_dir=root, recursive=True))
-    return os.path.exists(os.path.join(root, path))
+def check_sources(p: Pipeline, g: Graph, selected, exists) -> None:
+    """Every dep no target produces must be on disk (`exists(path)`; globs must match)."""
+    for name in selected:
+        produced = g.dep_producers.get(name, {})
+        for i, dep in enumerate(p.targets[name].deps):
+            if dep.path not in produced and not exists(dep.path):
+                what = "matches no file on disk" if is_glob(dep.path) else "is neither a file on disk"
+                raise PipelineError(
+                    f"target '{name}' depends on '{dep.path}', which {what} nor an out of any target",
+                    p.where("targets", name, "deps", i),
+                )
 
 
 def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]]) -> list[str]:
     if is_glob(dep):
-        pat = strip_dir(dep)
-        return sorted({n for out, n in producer.items() if fnmatch.fnmatchcase(out, pat)
-                       or any(fnmatch.fnmatchcase(a, pat) for a in _ancestors(out))})
+        pat = strip_dir(dep).split("/")
+        return sorted({
+            n for out, n in producer.items()
+            if _glob_match(pat, out.split("/"), below=True)
+            or any(_glob_match(pat, a.split("/"), below=False) for a in _ancestors(out))
+        })
     key = strip_dir(dep)
     found: list[str] = []
     # The dep is an out or lies inside one.
@@ -148,6 +149,18 @@ def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]]) 
         if n not in found:
             found.append(n)
     return found
+
+
+def _glob_match(pat: list[str], path: list[str], below: bool) -> bool:
+    """Does the glob (as segments; `*` stays in one folder, `**` spans any number)
+    match `path`, or with `below`, some path inside it?"""
+    if not path:
+        return below or not pat or pat == ["**"]
+    if not pat:
+        return False
+    if pat[0] == "**":
+        return _glob_match(pat[1:], path, below) or _glob_match(pat, path[1:], below)
+    return fnmatch.fnmatchcase(path[0], pat[0]) and _glob_match(pat[1:], path[1:], below)
 
 
 def _ancestors(path: str):

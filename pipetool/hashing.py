@@ -1,7 +1,8 @@
 """Content hashes (xxh3-128) of files, directories and globs, gated by a stat cache.
 
-The stat cache maps a path to (size, mtime_ns, inode) and the digest seen then; an entry
-is trusted only when the file's mtime is safely older than the moment it was hashed
+The stat cache maps a path to (size, mtime_ns, ctime_ns, inode) and the digest seen then;
+an entry is trusted only when the file's last change (ctime, which follows every write and
+every mtime reset) is safely older than the moment it was hashed
 (git's "racily clean" rule), so a same-size rewrite within one timestamp tick is still seen.
 Within one invocation no file is stat'ed or hashed twice (`Hasher` memoizes).
 """
@@ -19,16 +20,25 @@ import xxhash
 from .store.statcache import StatCache, StatEntry
 
 BLOCK = 8 * 1024 * 1024
-# An entry whose mtime is within this window of the hashing time may hide a same-size
-# rewrite in the same timestamp tick (1 s covers ext3/HFS+ whole-second timestamps).
-RACY_WINDOW_NS = 1_000_000_000
+SMALL = 1024 * 1024  # read whole files up to this size
+# An entry whose mtime is within a window of the moment it was hashed may hide a same-size
+# rewrite in the same timestamp tick, so it is rehashed. The window must exceed the
+# filesystem's timestamp granularity: a whole-second mtime suggests a coarse filesystem
+# (ext3, HFS+, FAT: 2 s); otherwise timestamps come from the kernel's coarse clock
+# (a jiffy, at most 10 ms), and 100 ms leaves a wide margin.
+RACY_WINDOW_NS = 100_000_000
+RACY_WINDOW_COARSE_NS = 2_000_000_000
+
+
+def racy_window_ns(mtime_ns: int) -> int:
+    return RACY_WINDOW_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
 MISSING = None
 
 GLOB_CHARS = frozenset("*?[")
 
 
 def is_glob(path: str) -> bool:
-    return any(c in GLOB_CHARS for c in path)
+    return not GLOB_CHARS.isdisjoint(path)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -44,18 +54,27 @@ def hash_strings(parts: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def hash_file_contents(path: str) -> str:
-    """Hash a file in large blocks into one reused buffer: no per-byte Python work."""
-    h = xxhash.xxh3_128()
-    buf = bytearray(BLOCK)
-    view = memoryview(buf)
+_buffer: bytearray | None = None
+
+
+def hash_file_contents(path: str, size_hint: int = -1) -> str:
+    """Hash a file: small ones in one read, large ones in big blocks into one reused
+    buffer (no per-byte Python work, no allocation per block)."""
+    global _buffer
     with open(path, "rb", buffering=0) as f:
+        if 0 <= size_hint <= SMALL:
+            return xxhash.xxh3_128_hexdigest(f.read())
+        h = xxhash.xxh3_128()
+        if _buffer is None:
+            _buffer = bytearray(BLOCK)
+        buf = _buffer
+        view = memoryview(buf)
         while True:
             n = f.readinto(buf)
             if not n:
                 break
             h.update(view[:n])
-    return h.hexdigest()
+        return h.hexdigest()
 
 
 @dataclass
@@ -65,6 +84,7 @@ class Hasher:
     root: str
     cache: StatCache | None = None
     _memo: dict[str, str | None] = field(default_factory=dict)
+    _glob_memo: dict[str, str | None] = field(default_factory=dict)
     _now_ns: int = field(default_factory=time.time_ns)
 
     def _abs(self, rel: str) -> str:
@@ -72,9 +92,14 @@ class Hasher:
 
     def forget(self, rel: str) -> None:
         """Drop memoized digests at or below `rel` (it is about to be rewritten)."""
-        prefix = rel.rstrip("/") + "/"
-        for key in [k for k in self._memo if k == rel.rstrip("/") or k.startswith(prefix)]:
-            del self._memo[key]
+        memo = self._memo
+        key = rel.rstrip("/")
+        memo.pop(key, None)
+        if memo.pop(key + "/", None) is not None or rel.endswith("/"):
+            prefix = key + "/"
+            for k in [k for k in memo if k.startswith(prefix)]:
+                del memo[k]
+        self._glob_memo.clear()  # a glob may match what is rewritten
 
     def file_digest(self, rel: str, st: os.stat_result | None = None) -> str | None:
         """Digest of one regular file, or None when it does not exist."""
@@ -95,15 +120,16 @@ class Hasher:
                 entry is not None
                 and entry.size == st.st_size
                 and entry.mtime_ns == st.st_mtime_ns
+                and entry.ctime_ns == st.st_ctime_ns
                 and entry.inode == st.st_ino
-                and st.st_mtime_ns + RACY_WINDOW_NS < entry.hashed_at_ns
+                and st.st_ctime_ns + racy_window_ns(st.st_ctime_ns) < entry.hashed_at_ns
             ):
                 digest = entry.digest
         if digest is None:
             hashed_at = time.time_ns()
-            digest = hash_file_contents(self._abs(rel))
+            digest = hash_file_contents(self._abs(rel), st.st_size)
             if cache is not None:
-                cache.put(rel, StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, hashed_at, digest))
+                cache.put(rel, StatEntry(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, hashed_at, digest))
         memo[rel] = digest
         return digest
 
@@ -157,19 +183,18 @@ class Hasher:
 
     def glob_digest(self, pattern: str) -> str | None:
         """Digest of the matched paths and their contents; None when nothing matches."""
-        gkey = "glob:" + pattern
-        if gkey in self._memo:
-            return self._memo[gkey]
+        if pattern in self._glob_memo:
+            return self._glob_memo[pattern]
         paths = self.glob_paths(pattern)
         if not paths:
-            self._memo[gkey] = None
+            self._glob_memo[pattern] = None
             return None
         h = xxhash.xxh3_128(b"glob\0")
         for p in paths:
             h.update(p.encode("utf-8", "surrogateescape") + b"\0")
             h.update((self.path_digest(p) or "").encode() + b"\0")
         digest = h.hexdigest()
-        self._memo[gkey] = digest
+        self._glob_memo[pattern] = digest
         return digest
 
     def digest(self, rel: str) -> str | None:

@@ -20,7 +20,16 @@ class Record:
 
     fingerprint: str
     outs: dict[str, str | None]
-    trace: dict[str, Any] | None = None  # None when only the fingerprint is known
+    # What the fingerprint was made from: a dict, or its JSON text, parsed only when a
+    # changed fingerprint must be explained (a no-op never pays for it); None if unknown.
+    trace: dict[str, Any] | str | None = None
+
+    def trace_dict(self) -> dict[str, Any] | None:
+        if isinstance(self.trace, str):
+            import json
+
+            return json.loads(self.trace)
+        return self.trace
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,11 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
         if kind == "cmd" and old_code.startswith("cmd:"):
             reasons.append("command changed")
         elif kind == "python":
-            reasons.append(f"code changed: {now.code[7:].rpartition('@')[0]}")
+            old_files = then.get("code_files") or {}
+            changed = sorted(f for f in set(now.code_files or {}) | set(old_files)
+                             if (now.code_files or {}).get(f) != old_files.get(f))
+            where = f" ({', '.join(changed)})" if changed and old_files else ""
+            reasons.append(f"code changed: {now.code[7:].rpartition('@')[0]}{where}")
         elif kind == "version":
             reasons.append(f"code_version changed: {old_code.partition(':')[2] or '(none)'} -> {now.code[8:]}")
         else:
@@ -107,7 +120,7 @@ def decide(
         reasons.append("never built")
     else:
         if trace.fingerprint != record.fingerprint:
-            reasons.extend(explain_trace(trace, record.trace, volatile))
+            reasons.extend(explain_trace(trace, record.trace_dict(), volatile))
         for out, digest in outs_now.items():
             if digest is None:
                 reasons.append(f"out missing: {out}")

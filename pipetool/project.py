@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import Graph, build_graph, resolve_targets, select
+from .graph import Graph, build_graph, check_sources, resolve_targets, select
 from .hashing import Hasher
 from .plan import Record
 from .spec.loader import load
@@ -30,12 +30,15 @@ class Project:
         return self.pipeline.root
 
     def records(self) -> dict[str, Record]:
-        return load_records(self.conn, read_lock(self.root))
+        return load_records(self.conn, lambda: read_lock(self.root), self.pipeline.targets)
 
     def selection(self, names) -> tuple[list[str], list[str]]:
-        """(resolved names, selected targets in topological order)."""
+        """(resolved names, selected targets in topological order); the selection's
+        deps that no target produces must exist (hashed here, memoized for later)."""
         resolved = resolve_targets(self.pipeline, self.graph, list(names or ()))
-        return resolved, select(self.graph, resolved)
+        selected = select(self.graph, resolved)
+        check_sources(self.pipeline, self.graph, selected, lambda d: self.hasher.digest(d) is not None)
+        return resolved, selected
 
     def close(self) -> None:
         self.stat_cache.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._pool = None  # loky executor, started on the first Python target
         self._pending_futures: dict[str, object] = {}
+        # Resolved once: a bare "bash" costs a PATH search on every spawn.
+        self._bash = shutil.which("bash") or "/bin/bash"
 
     # -- commands ---------------------------------------------------------------
     def _submit_cmd(self, job: Job) -> None:
@@ -37,16 +40,24 @@ class LocalExecutor:
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
         env.update(job.env)
         start = time.perf_counter()
-        with open(job.stdout_path, "wb") as out, open(job.stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                ["bash", "-c", job.cmd or ""],
-                cwd=job.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # our own process group: we stop it on interrupt
-            )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        out = os.open(job.stdout_path, flags, 0o644)
+        try:
+            err = os.open(job.stderr_path, flags, 0o644)
+            try:
+                proc = subprocess.Popen(
+                    [self._bash, "-c", job.cmd or ""],
+                    cwd=job.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # our own process group: we stop it on interrupt
+                )
+            finally:
+                os.close(err)
+        finally:
+            os.close(out)
         with self._lock:
             self._procs[job.target] = proc
 

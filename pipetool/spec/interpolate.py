@@ -27,7 +27,7 @@ def render_value(value: Any) -> str:
             return ".inf" if value > 0 else "-.inf"
         return repr(value)
     if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=False)
+        return json.dumps(value, separators=(",", ":"), sort_keys=False, default=str)
     return str(value)
 
 

@@ -1,11 +1,15 @@
 """Find, parse, validate and model a pipeline file; every error names file:line:column."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
+from dataclasses import dataclass
 from typing import Any
 
+from .. import __version__
 from ..errors import PipelineError, UsageError, Where
+from ..hashing import hash_bytes, hash_strings
 from .interpolate import interpolate
 from .model import Dep, Pipeline, Target
 from .params import (
@@ -56,45 +60,59 @@ class _Locator:
         return locate(self._marks, self._shown, path, key)
 
 
-def _read_document(path: str, shown: str, root: str) -> tuple[dict, _Locator]:
+@dataclass
+class _SpecCache:
+    """`.pipetool/spec.cache`: the validated document, keyed by the file's bytes, and the
+    targets built from it, keyed by the effective params: a no-op skips YAML, the schema
+    and path checks alike. Best effort: an unreadable cache is rebuilt, never trusted."""
+
+    path: str
+    doc_key: str = ""
+    doc: Any = None
+    model_key: str = ""
+    targets: dict[str, Target] | None = None
+
+    def read(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                saved = pickle.load(f)
+            if isinstance(saved, tuple) and len(saved) == 4:
+                self.doc_key, self.doc, self.model_key, self.targets = saved
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+            pass
+
+    def write(self) -> None:
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                pickle.dump((self.doc_key, self.doc, self.model_key, self.targets), f,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
+def _read_document(path: str, shown: str, root: str, cache: _SpecCache) -> tuple[dict, _Locator]:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
-    import xxhash
-
     from .validate import schema_bytes
 
-    key = xxhash.xxh3_128_hexdigest(data + b"\0" + schema_bytes())
-    cache_path = os.path.join(root, ".pipetool", CACHE_NAME)
-    try:
-        with open(cache_path, "rb") as f:
-            cached_key, doc = pickle.load(f)
-        if cached_key == key:
-            return doc, _Locator(data, shown)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
-        pass
+    key = hash_strings([__version__, root, hash_bytes(schema_bytes()), hash_bytes(data)])
+    cache.read()
+    if cache.doc_key == key:
+        return cache.doc, _Locator(data, shown)
     from .validate import validate_document
     from .yamlread import parse_yaml
 
     doc, marks = parse_yaml(data, shown)
     locator = _Locator(data, shown, marks)
     validate_document(doc, locator)
-    _write_cache(cache_path, key, doc)
+    cache.doc_key, cache.doc, cache.model_key, cache.targets = key, doc, "", None
     return doc, locator
-
-
-def _write_cache(cache_path: str, key: str, doc: Any) -> None:
-    """Best effort: a read-only project only loses the shortcut."""
-    try:
-        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-        tmp = f"{cache_path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump((key, doc), f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache_path)
-    except OSError:
-        pass
 
 
 def load(
@@ -106,14 +124,19 @@ def load(
     path = find_pipeline_file(file, cwd)
     root = os.path.dirname(path)
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
-    doc, locate = _read_document(path, shown, root)
+    cache = _SpecCache(os.path.join(root, ".pipetool", CACHE_NAME))
+    doc, locate = _read_document(path, shown, root, cache)
 
     params = _effective_params(doc, root, locate)
     params = apply_overrides(params, dict(overrides or {}))
 
-    targets: dict[str, Target] = {}
-    for name, raw in doc["targets"].items():
-        targets[name] = _target(name, raw, params, root, locate)
+    model_key = hash_strings([json.dumps(params, sort_keys=True, default=str)])
+    if cache.model_key == model_key and cache.targets is not None:
+        targets = cache.targets
+    else:
+        targets = {name: _target(name, raw, params, root, locate) for name, raw in doc["targets"].items()}
+        cache.model_key, cache.targets = model_key, targets
+        cache.write()
     return Pipeline(
         root=root,
         file=path,
@@ -128,14 +151,14 @@ def load(
 def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
     params: dict[str, Any] = doc.get("params") or {}
     for i, rel in enumerate(doc.get("params_files") or []):
-        where = locate(("params_files", i))
+        where = lambda i=i: locate(("params_files", i))  # noqa: E731
         norm = normalize(rel, root, "params file", where)
         params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
     for field, section in (("params_schema", "§9"), ("remote", "§8")):
         if field in doc:
             raise PipelineError(
                 f"'{field}' (SPEC {section}) is not supported by this version of pipetool yet",
-                locate((field,), True),
+                lambda: locate((field,), True),
             )
     return params
 
@@ -145,12 +168,12 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     has_cmd, has_py = "cmd" in raw, "python" in raw
     if has_cmd == has_py:
         what = "both 'cmd' and 'python'" if has_cmd else "neither 'cmd' nor 'python'"
-        raise PipelineError(f"target '{name}' has {what}; give exactly one", locate(at, True))
+        raise PipelineError(f"target '{name}' has {what}; give exactly one", lambda: locate(at, True))
     for field, section in (("checks", "§9"), ("resources", "§8")):
         if field in raw:
             raise PipelineError(
                 f"target '{name}': '{field}' (SPEC {section}) is not supported by this version of pipetool yet",
-                locate(at + (field,), True),
+                lambda: locate(at + (field,), True),
             )
 
     declared: list[str] = []
@@ -160,7 +183,7 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
             keys = keys or known_keys(params)
             raise PipelineError(
                 f"target '{name}' declares unknown param '{key}'{closest(key, keys)}",
-                locate(at + ("params", i)),
+                lambda: locate(at + ("params", i)),
             )
         if key not in declared:
             declared.append(key)
@@ -172,18 +195,18 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
             keys = known_keys(params)
             raise PipelineError(
                 f"target '{name}': cmd uses unknown param '${{{unknown[0]}}}'{closest(unknown[0], keys)}",
-                locate(at + ("cmd",)),
+                lambda: locate(at + ("cmd",)),
             )
         declared.extend(k for k in used if k not in declared)
 
     deps = []
     for i, d in enumerate(raw.get("deps") or []):
         p, mode = (d, "auto") if isinstance(d, str) else (d["path"], d.get("hash", "auto"))
-        deps.append(Dep(normalize(p, root, f"target '{name}' dep", locate(at + ("deps", i))), mode))
+        deps.append(Dep(normalize(p, root, f"target '{name}' dep", lambda: locate(at + ("deps", i))), mode))
     outs: list[str] = []
     for field in ("outs", "metrics"):
         for i, o in enumerate(raw.get(field) or []):
-            norm = normalize(o, root, f"target '{name}' {field[:-1]}", locate(at + (field, i)))
+            norm = normalize(o, root, f"target '{name}' {field[:-1]}", lambda: locate(at + (field, i)))
             if norm not in outs:
                 outs.append(norm)
     metrics = tuple(normalize(m, root, "metric", None) for m in raw.get("metrics") or [])

@@ -47,5 +47,6 @@ class Pipeline:
     # Finds a key's place in the file on demand (parsing marks only on the error path).
     locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
 
-    def where(self, *path: Any) -> Where | None:
-        return self.locate(tuple(path)) if self.locate else None
+    def where(self, *path: Any) -> Callable[[], Where | None]:
+        """A finder for the place of `path`, for PipelineError (parsed only when raised)."""
+        return lambda: self.locate(tuple(path)) if self.locate else None

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Iterable
 
-from ..errors import PipelineError, UsageError, Where
+from ..errors import PipelineError, UsageError, Where, WhereLike
 
 MISSING = object()
 
@@ -54,7 +54,7 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_params_file(path: str, shown: str, where: Where | None) -> dict[str, Any]:
+def read_params_file(path: str, shown: str, where: WhereLike) -> dict[str, Any]:
     """A YAML, JSON or TOML file holding a mapping of params."""
     try:
         with open(path, "rb") as f:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ..errors import PipelineError, Where
+from ..errors import PipelineError, WhereLike
 
 
-def normalize(raw: str, root: str, what: str, where: Where | None) -> str:
+def normalize(raw: str, root: str, what: str, where: WhereLike) -> str:
     """`raw` as a posix path relative to `root`; a trailing "/" (directory) is kept."""
     text = raw.strip()
     if not text:

@@ -100,7 +100,7 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
         marks[path] = (_where(filename, keynode) if keynode is not None else None, _where(filename, node))
     if isinstance(node, yaml.ScalarNode):
         tag = node.tag
-        if node.style in ("'", '"', "|", ">") or tag == _STD + "str" and node.style:
+        if node.style in ("'", '"', "|", ">") or tag == _STD + "str" and _explicit_str(node):
             return node.value
         if not tag.startswith(_STD) and tag != "!":
             raise PipelineError(f"unsupported YAML tag {tag}", _where(filename, node))
@@ -123,6 +123,13 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
             out[key] = _convert(vnode, path + (key,), filename, marks, depth + 1, budget, knode)
         return out
     raise PipelineError("unsupported YAML node", _where(filename, node))
+
+
+def _explicit_str(node) -> bool:
+    """`!!str 123`: the resolver tags a plain `123` as int, so a str tag was written."""
+    import yaml
+
+    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False)) != node.tag
 
 
 def locate(marks: Marks, filename: str, path: tuple, key: bool = False) -> Where:

@@ -16,7 +16,7 @@ DB_NAME = "state.db"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat (
-    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER,
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER,
     hashed_at_ns INTEGER, digest TEXT);
 CREATE TABLE IF NOT EXISTS records (
     target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, trace TEXT NOT NULL,

@@ -40,14 +40,24 @@ def render_lock(records: dict[str, Record]) -> str:
     for name in sorted(records):
         r = records[name]
         entry: dict[str, Any] = {"fingerprint": r.fingerprint}
-        if r.trace:
-            for key in ("code", "params", "deps", "env"):
-                value = r.trace.get(key)
+        trace = r.trace_dict()
+        if trace:
+            for key in ("code", "code_files", "params", "deps", "env"):
+                value = trace.get(key)
                 if value:
                     entry[key] = value
         entry["outs"] = r.outs
         entries[name] = entry
     return json.dumps({"version": LOCK_VERSION, "targets": entries}, indent=2, sort_keys=True) + "\n"
+
+
+def lock_outdated(root: str, pipeline_file: str, latest_build: float) -> bool:
+    """Cheap test: could the lock miss a record or a pipeline edit (dropped targets)?"""
+    try:
+        lock_mtime = os.stat(lock_path(root)).st_mtime
+    except FileNotFoundError:
+        return True
+    return lock_mtime <= max(latest_build, os.stat(pipeline_file).st_mtime)
 
 
 def write_lock(root: str, records: dict[str, Record]) -> bool:

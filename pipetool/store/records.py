@@ -7,26 +7,29 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ..plan import Record
 from .statcache import with_tx
 
 
-def load_records(conn: sqlite3.Connection | None, lock_entries: dict[str, Any] | None) -> dict[str, Record]:
-    """Records from the store, falling back to the lock file for targets it lacks."""
+def load_records(
+    conn: sqlite3.Connection | None, lock_entries: Callable[[], dict[str, Any]], wanted: Iterable[str]
+) -> dict[str, Record]:
+    """Records from the store; the lock file is read only for targets the store lacks."""
     records: dict[str, Record] = {}
-    if lock_entries:
-        for name, e in lock_entries.items():
-            records[name] = _from_lock(e)
     if conn is not None:
         for name, fp, trace, outs in conn.execute("SELECT target, fingerprint, trace, outs FROM records"):
-            records[name] = Record(fp, json.loads(outs), json.loads(trace))
+            records[name] = Record(fp, json.loads(outs), trace)
+    if any(n not in records for n in wanted):
+        for name, e in lock_entries().items():
+            if name not in records:
+                records[name] = _from_lock(e)
     return records
 
 
 def _from_lock(e: dict[str, Any]) -> Record:
-    trace = {k: e.get(k) for k in ("code", "params", "deps", "env") if k in e}
+    trace = {k: e.get(k) for k in ("code", "code_files", "params", "deps", "env") if k in e}
     return Record(e.get("fingerprint", ""), dict(e.get("outs") or {}), trace or None)
 
 
@@ -37,3 +40,8 @@ def save_record(
     """Record one target as built; called only after its command succeeded and outs exist."""
     row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id, time.time())
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row))
+
+
+def latest_build_time(conn: sqlite3.Connection) -> float:
+    row = conn.execute("SELECT max(built_at) FROM records").fetchone()
+    return row[0] or 0.0 if row else 0.0

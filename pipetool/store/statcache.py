@@ -1,4 +1,7 @@
-"""Persistent stat cache: path -> (size, mtime_ns, inode, hashed_at_ns, digest).
+"""Persistent stat cache: path -> (size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest).
+
+ctime is part of the key because no one can set it: a rewrite that restores the old
+mtime (`touch -r`, `os.utime`, some sync tools) still changes it.
 
 Loaded with one query on first use, written back in one transaction, so a no-op run
 costs one read of the table however many files it checks.
@@ -13,6 +16,7 @@ from typing import NamedTuple
 class StatEntry(NamedTuple):
     size: int
     mtime_ns: int
+    ctime_ns: int
     inode: int
     hashed_at_ns: int
     digest: str
@@ -27,10 +31,10 @@ class StatCache:
     def _load(self) -> dict[str, StatEntry]:
         rows: dict[str, StatEntry] = {}
         if self.conn is not None:
-            for path, size, mtime, ino, at, digest in self.conn.execute(
-                "SELECT path, size, mtime_ns, inode, hashed_at_ns, digest FROM stat"
+            for path, size, mtime, ctime, ino, at, digest in self.conn.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest FROM stat"
             ):
-                rows[path] = StatEntry(size, mtime, ino, at, digest)
+                rows[path] = StatEntry(size, mtime, ctime, ino, at, digest)
         self._rows = rows
         return rows
 
@@ -52,7 +56,7 @@ class StatCache:
         items = [(p, *e) for p, e in self._dirty.items()]
         try:
             with_tx(self.conn, lambda c: c.executemany(
-                "INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", items))
+                "INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", items))
         except sqlite3.OperationalError:
             return
         self._dirty = None

@@ -1,0 +1,214 @@
+"""End-to-end support: the real `pipetool` command run as a subprocess in a temporary project.
+
+`project` is a folder with helpers to write `pipeline.yaml` and files; `project.pt(*args)`
+(also the `pt` fixture) runs `pipetool` there. Commands in test pipelines append their
+target's name to `runs.log`, so `project.runs()` says exactly which targets executed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def _pipetool_argv() -> list[str]:
+    # The script beside the running interpreter first (the venv under test even when it
+    # is not activated), then whatever is on PATH, then the module.
+    beside = Path(sys.executable).parent / "pipetool"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which("pipetool")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "pipetool"]
+
+
+PIPETOOL = _pipetool_argv()
+
+
+def _env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("PIPETOOL_"):
+            del env[k]
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for k in drop:
+        env.pop(k, None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+        self.popened: list[subprocess.Popen] = []
+        self.kill_at_end: list[int] = []  # process groups a test left running (orphans)
+
+    # -- files ------------------------------------------------------------------
+    def write(self, rel: str, text: str = "", dedent: bool = True) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text) if dedent else text)
+        return path
+
+    def pipeline(self, text: str) -> Path:
+        return self.write("pipeline.yaml", text)
+
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text()
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def runs(self) -> list[str]:
+        """Target names in the order their commands executed (from runs.log)."""
+        log = self.root / "runs.log"
+        if not log.exists():
+            return []
+        return [line.strip() for line in log.read_text().splitlines() if line.strip()]
+
+    def clear_runs(self) -> None:
+        (self.root / "runs.log").unlink(missing_ok=True)
+
+    # -- the command ------------------------------------------------------------
+    def pt(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None,
+           cwd: Path | str | None = None, drop_env: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            PIPETOOL + [str(a) for a in args], cwd=str(cwd or self.root), env=_env(env, drop_env),
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start pipetool in the background (own session, so a test can clean up its group)."""
+        p = subprocess.Popen(
+            PIPETOOL + [str(a) for a in args], cwd=str(self.root), env=_env(env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.popened.append(p)
+        return p
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_file(self, rel: str, timeout: float = 15) -> str:
+        """Wait until the file exists and is non-empty; its text."""
+        path = self.root / rel
+
+        def ok() -> bool:
+            try:
+                return path.read_text().strip() != ""
+            except FileNotFoundError:
+                return False
+
+        self.wait_for(ok, timeout, f"{rel} to be written")
+        return path.read_text()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = stat.rpartition(")")[2].split()[0]
+    return state not in ("Z", "X")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            out.append(int(entry))
+    return out
+
+
+def kill_group_quietly(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+
+def assert_invalid(res: subprocess.CompletedProcess, *needles: str, project: Project | None = None,
+                   one_paragraph: bool = True) -> None:
+    """Exit 2, a one-paragraph message naming every needle, no traceback, nothing run.
+
+    (`one_paragraph=False` for command-line usage errors, which keep click's usual
+    "Usage: ... / Error: ..." layout.)"""
+    err = res.stderr
+    print(f"pipetool {' '.join(map(str, res.args[1:]))}\n{err}")  # shown with -rP
+    assert res.returncode == 2, f"expected exit 2, got {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{err}"
+    assert "Traceback" not in err, err
+    assert err.strip(), "no error message"
+    if one_paragraph:
+        assert "\n\n" not in err.strip(), f"more than one paragraph:\n{err}"
+    for n in needles:
+        assert n in err, f"{n!r} not in error message:\n{err}"
+    if project is not None:
+        assert project.runs() == [], "something ran"
+        assert not project.exists("runs.log")
+
+
+def chain(project: Project) -> None:
+    """in/a.txt -> a -> out/a.txt -> b -> out/b.txt -> c -> out/c.txt, and independent x
+    (in/x.txt -> out/x.txt). Each command appends its target's name to runs.log."""
+    project.write("in/a.txt", "alpha\n")
+    project.write("in/x.txt", "xray\n")
+    project.pipeline("""
+        targets:
+          a:
+            cmd: echo a >> runs.log && cat in/a.txt > out/a.txt
+            deps: [in/a.txt]
+            outs: [out/a.txt]
+          b:
+            cmd: echo b >> runs.log && cat out/a.txt > out/b.txt && echo b >> out/b.txt
+            deps: [out/a.txt]
+            outs: [out/b.txt]
+          c:
+            cmd: echo c >> runs.log && cat out/b.txt > out/c.txt && echo c >> out/c.txt
+            deps: [out/b.txt]
+            outs: [out/c.txt]
+          x:
+            cmd: echo x >> runs.log && cat in/x.txt > out/x.txt
+            deps: [in/x.txt]
+            outs: [out/x.txt]
+        """)
+
+
+def ok(res: subprocess.CompletedProcess, code: int = 0) -> subprocess.CompletedProcess:
+    """Assert the exit status, showing both streams when it differs."""
+    assert res.returncode == code, (
+        f"expected exit {code}, got {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
+    if code != 1:  # a failing Python target shows its traceback, on purpose
+        assert "Traceback" not in res.stderr, res.stderr
+    return res
+
+
+def status_json(project: Project, *args: str) -> dict:
+    import json
+
+    res = ok(project.pt("status", "--json", *args))
+    return json.loads(res.stdout)
