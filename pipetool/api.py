@@ -175,7 +175,7 @@ def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, 
     from .execute.scheduler import RunOptions, run_targets
     from .store import records as store_records
     from .store import runs as store_runs
-    from .store.lockfile import lock_outdated, write_lock
+    from .store.lockfile import file_digest, write_lock
 
     p = proj.pipeline
     conn = proj.conn
@@ -216,8 +216,15 @@ def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, 
     except KeyboardInterrupt:
         status, signum = "interrupted", 2
     finally:
-        if built or lock_outdated(p.root, p.file, store_records.latest_build_time(conn)):
+        # The lock is derived from the records: rewrite it when something was built, the
+        # targets changed, or someone else's hand changed the file since we wrote it.
+        from .hashing import hash_strings
+        from .store.db import get_meta, set_meta
+
+        names = hash_strings(sorted(p.targets))
+        if built or get_meta(conn, "lock") != json.dumps([names, file_digest(p.root)]):
             write_lock(p.root, {n: records[n] for n in p.targets if n in records})
+            set_meta(conn, "lock", json.dumps([names, file_digest(p.root)]))
         store_runs.finish(conn, run_id, status, _now())
     return RunResult(run_id, status, results, signum)
 

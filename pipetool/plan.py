@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .fingerprint import Trace
+from .fingerprint import Trace, canonical
 
 FRESH, STALE, PENDING = "fresh", "stale", "pending"
 
@@ -90,8 +90,8 @@ def _param_changes(prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) 
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
-        if a == b:
-            continue
+        if a is not _ABSENT and b is not _ABSENT and canonical(a) == canonical(b):
+            continue  # compared as written: 1, 1.0 and true are three values
         path = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
             out.extend(_param_changes(path + ".", a, b))

@@ -12,6 +12,8 @@ def normalize(raw: str, root: str, what: str, where: WhereLike) -> str:
     text = raw.strip()
     if not text:
         raise PipelineError(f"{what} is an empty path", where)
+    if "\0" in text:
+        raise PipelineError(f"{what} {raw!r} contains a NUL character", where)
     is_dir = text.endswith("/") or text.endswith(os.sep)
     if os.path.isabs(text):
         rel = os.path.relpath(text, root)

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS stat (
 CREATE TABLE IF NOT EXISTS records (
     target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, trace TEXT NOT NULL,
     outs TEXT NOT NULL, run_id TEXT, built_at REAL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, parent TEXT, status TEXT NOT NULL, started_at TEXT NOT NULL,
     finished_at TEXT, pid INTEGER, argv TEXT);
@@ -55,3 +56,12 @@ def open_db(root: str, create: bool = True) -> sqlite3.Connection | None:
     except sqlite3.DatabaseError as exc:
         raise StateError(f"{path} is not a readable pipetool store ({exc}); remove it to start afresh") from None
     return conn
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ..errors import StateError
+from ..hashing import hash_bytes
 from ..plan import Record
 
 LOCK_NAME = "pipetool.lock"
@@ -32,7 +33,33 @@ def read_lock(root: str) -> dict[str, Any]:
         raise StateError(f"{LOCK_NAME} is not valid JSON ({exc}); restore it from version control or delete it") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(data.get("targets"), dict):
         raise StateError(f"{LOCK_NAME} is not a version {LOCK_VERSION} pipetool lock file")
+    for name, entry in data["targets"].items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise StateError(f"{LOCK_NAME}: entry of target '{name}' {problem}; "
+                             "restore the file from version control or delete it")
     return data["targets"]
+
+
+def _is_digest_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) or v is None for v in value.values())
+
+
+def _entry_problem(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return "is not a mapping"
+    if not isinstance(entry.get("fingerprint"), str):
+        return "has no fingerprint string"
+    if not _is_digest_map(entry.get("outs", {})):
+        return "has 'outs' that is not a mapping of paths to hashes"
+    for key in ("deps", "env", "code_files"):
+        if key in entry and not _is_digest_map(entry[key]):
+            return f"has '{key}' that is not a mapping of names to hashes"
+    if "params" in entry and not isinstance(entry["params"], dict):
+        return "has 'params' that is not a mapping"
+    if "code" in entry and not isinstance(entry["code"], str):
+        return "has 'code' that is not a string"
+    return ""
 
 
 def render_lock(records: dict[str, Record]) -> str:
@@ -51,25 +78,21 @@ def render_lock(records: dict[str, Record]) -> str:
     return json.dumps({"version": LOCK_VERSION, "targets": entries}, indent=2, sort_keys=True) + "\n"
 
 
-def lock_outdated(root: str, pipeline_file: str, latest_build: float) -> bool:
-    """Cheap test: could the lock miss a record or a pipeline edit (dropped targets)?"""
+def file_digest(root: str) -> str | None:
+    """Content hash of the lock file as it is on disk (None when absent)."""
     try:
-        lock_mtime = os.stat(lock_path(root)).st_mtime
+        with open(lock_path(root), "rb") as f:
+            return hash_bytes(f.read())
     except FileNotFoundError:
-        return True
-    return lock_mtime <= max(latest_build, os.stat(pipeline_file).st_mtime)
+        return None
 
 
 def write_lock(root: str, records: dict[str, Record]) -> bool:
     """Write the lock when its content changed; True when written."""
     text = render_lock(records)
     path = lock_path(root)
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == text:
-                return False
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
+    if file_digest(root) == hash_bytes(text.encode("utf-8")):
+        return False
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

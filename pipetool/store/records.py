@@ -41,7 +41,3 @@ def save_record(
     row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id, time.time())
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row))
 
-
-def latest_build_time(conn: sqlite3.Connection) -> float:
-    row = conn.execute("SELECT max(built_at) FROM records").fetchone()
-    return row[0] or 0.0 if row else 0.0

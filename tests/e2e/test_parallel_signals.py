@@ -10,20 +10,33 @@ import time
 from .support import group_members, ok, pid_alive, status_json
 
 
+def _stamps(project) -> dict[tuple[str, str], float]:
+    t = {}
+    for line in project.read("stamps.log").splitlines():
+        name, what, when = line.split()
+        t[(name, what)] = float(when)
+    return t
+
+
+STAMP = 'echo "$PIPETOOL_TARGET {} $(date +%s.%N)" >> stamps.log'
+
+
 def test_jobs_2_runs_independent_targets_in_parallel(project, pt):
-    project.pipeline("""
+    project.pipeline(f"""
         targets:
           one:
-            cmd: sleep 1 && echo one >> runs.log && echo 1 > out/1.txt
+            cmd: {STAMP.format("start")} && sleep 1 && echo one >> runs.log && echo 1 > out/1.txt && {STAMP.format("end")}
             outs: [out/1.txt]
           two:
-            cmd: sleep 1 && echo two >> runs.log && echo 2 > out/2.txt
+            cmd: {STAMP.format("start")} && sleep 1 && echo two >> runs.log && echo 2 > out/2.txt && {STAMP.format("end")}
             outs: [out/2.txt]
     """)
     t0 = time.monotonic()
     ok(pt("run", "-j", "2"))
     wall = time.monotonic() - t0
     assert sorted(project.runs()) == ["one", "two"]
+    t = _stamps(project)
+    assert t[("one", "start")] < t[("two", "end")] and t[("two", "start")] < t[("one", "end")], t  # overlap
     assert wall < 1.8, f"took {wall:.2f}s: not parallel"
 
 
@@ -43,7 +56,7 @@ def test_jobs_1_runs_one_at_a_time(project, pt):
 
 
 def test_target_starts_when_its_own_upstream_is_done_no_level_barrier(project, pt):
-    stamp = 'echo "$PIPETOOL_TARGET {} $(date +%s.%N)" >> stamps.log'
+    stamp = STAMP
     project.pipeline(f"""
         targets:
           A:
@@ -58,10 +71,7 @@ def test_target_starts_when_its_own_upstream_is_done_no_level_barrier(project, p
             outs: [out/c.txt]
     """)
     ok(pt("run", "-j", "2"))
-    t = {}
-    for line in project.read("stamps.log").splitlines():
-        name, what, when = line.split()
-        t[(name, what)] = float(when)
+    t = _stamps(project)
     assert t[("A", "end")] <= t[("B", "start")]
     assert t[("B", "start")] < t[("C", "end")], t
     assert t[("B", "end")] < t[("C", "end")], t
@@ -97,9 +107,8 @@ def test_sigint_exits_130_stops_the_command_and_keeps_finished_records(project, 
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
     bash_pid = _wait_started(project, proc)
-    time.sleep(0.2)  # let bash start its sleep child
-    members_before = group_members(bash_pid)
-    assert bash_pid in members_before and len(members_before) >= 2, members_before
+    project.kill_at_end.append(bash_pid)
+    project.wait_for(lambda: len(group_members(bash_pid)) >= 2, 5, "bash to start its sleep child")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)  # like ^C: only pipetool itself gets it
     try:

@@ -3,7 +3,8 @@
 (a) after `run`, `status` finds nothing stale;
 (b) changing one input makes exactly its downstream closure stale or pending, `run` rebuilds
     exactly the targets whose inputs' bytes changed (early cutoff), and then all is fresh;
-(c) rewriting an input with identical bytes makes nothing stale.
+(c) rewriting an input with identical bytes makes nothing stale;
+(d) the same as (b) for a `-S` param override.
 The expected closures and rebuild sets are computed here, independently of pipetool's graph.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 import pipetool
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,23 @@ class TargetSpec:
     ups: tuple[int, ...]  # earlier targets whose out it reads (data edges)
     needs: tuple[int, ...]  # earlier targets it only waits for
     kind: str  # "cat": out = its deps' bytes + its name; "const": out ignores the deps
+    dir_out: bool = False  # writes out/tI/data.txt and declares the folder out/tI/
+    spellings: tuple[int, ...] = ()  # per up: how a folder out is named as a dep
 
     @property
     def out(self) -> str:
-        return f"out/{self.name}.txt"
+        return f"out/{self.name}/" if self.dir_out else f"out/{self.name}.txt"
+
+    @property
+    def written(self) -> str:
+        """The file the command writes (inside the folder out, or the out itself)."""
+        return f"out/{self.name}/data.txt" if self.dir_out else self.out
+
+    def dep_on(self, spelling: int) -> str:
+        """How a reader names this target's out: the folder, the file inside it, or a glob."""
+        if not self.dir_out:
+            return self.out
+        return [self.out, self.written, f"out/{self.name}/*.txt"][spelling % 3]
 
 
 @dataclass(frozen=True)
@@ -49,15 +63,17 @@ def dags(draw) -> Dag:
     targets = []
     for i in range(n):
         earlier = st.sets(st.integers(0, i - 1), max_size=min(i, 3)) if i else st.just(set())
-        ups = draw(earlier)
-        needs = draw(earlier) - ups if i else set()
+        ups = tuple(sorted(draw(earlier)))
+        needs = draw(earlier) - set(ups) if i else set()
         targets.append(TargetSpec(
             name=f"t{i}",
             inputs=tuple(sorted(draw(st.sets(st.integers(0, m - 1), max_size=m)))),
             whole=draw(st.sampled_from([None, None, None, "dir", "glob"])),
-            ups=tuple(sorted(ups)),
+            ups=ups,
             needs=tuple(sorted(needs)),
             kind=draw(st.sampled_from(["cat", "cat", "const"])),
+            dir_out=draw(st.booleans()),
+            spellings=tuple(draw(st.integers(0, 2)) for _ in ups),
         ))
     declared = tuple(draw(st.permutations(range(n))))
     return Dag(m, tuple(targets), declared)
@@ -83,19 +99,26 @@ def write_project(root: str, dag: Dag) -> None:
             deps.append("in/*.txt")
         if t.whole:
             reads.append("in/*.txt")
-        for u in t.ups:
-            deps.append(dag.targets[u].out)
-            reads.append(dag.targets[u].out)
-        if t.kind == "const" or not reads:
-            cmd = f"echo {t.name}-const > {t.out}"
+        for u, how in zip(t.ups, t.spellings):
+            deps.append(dag.targets[u].dep_on(how))
+            reads.append(dag.targets[u].written)
+        param = "${p.%s}" % t.name
+        mkdir = f"mkdir -p out/{t.name} && " if t.dir_out else ""
+        if t.kind == "const":
+            cmd = f"{mkdir}echo {t.name}-const > {t.written}"
+        elif not reads:
+            cmd = f"{mkdir}echo {t.name} {param} > {t.written}"
         else:
-            cmd = f"cat {' '.join(reads)} > {t.out} && echo {t.name} >> {t.out}"
+            cmd = f"{mkdir}cat {' '.join(reads)} > {t.written} && echo {t.name} {param} >> {t.written}"
         spec = {"cmd": cmd, "deps": deps, "outs": [t.out]}
+        if t.kind == "const":
+            spec["params"] = [f"p.{t.name}"]  # declared, not read: reruns to identical bytes
         if t.needs:
             spec["needs"] = [dag.targets[u].name for u in t.needs]
         targets[t.name] = spec
+    params = {"p": {t.name: 0 for t in dag.targets}}
     with open(os.path.join(root, "pipeline.yaml"), "w") as f:
-        json.dump({"targets": targets}, f, indent=1)  # JSON is YAML
+        json.dump({"params": params, "targets": targets}, f, indent=1)  # JSON is YAML
 
 
 # --- the model: computed here, not by pipetool -----------------------------------------
@@ -117,15 +140,16 @@ def downstream_closure(dag: Dag, start: set[int]) -> set[int]:
     return seen
 
 
-def rebuilt_after_changing(dag: Dag, j: int) -> set[int]:
-    """Targets whose dep bytes change (in index = topological order), with early cutoff:
-    a `const` target reruns but writes the same bytes, so its readers do not."""
+def rebuilt_after(dag: Dag, direct: set[int]) -> set[int]:
+    """Targets that rerun when `direct` ones have a changed input (in index = topological
+    order), with early cutoff: a `const` target reruns but writes the same bytes, so the
+    targets reading its out do not rerun."""
     built: set[int] = set()
     out_changed: set[int] = set()
     for i, t in enumerate(dag.targets):
-        if reads_input(t, j) or any(u in out_changed for u in t.ups):
+        if i in direct or any(u in out_changed for u in t.ups):
             built.add(i)
-            if t.kind == "cat" and (t.inputs or t.whole or t.ups):
+            if t.kind == "cat":
                 out_changed.add(i)
     return built
 
@@ -198,7 +222,7 @@ def test_changing_one_input_makes_exactly_its_downstream_closure_stale_or_pendin
 
         actions = run_all(root)
         built = {n for n, a in actions.items() if a == "built"}
-        assert built == names(dag, rebuilt_after_changing(dag, j))
+        assert built == names(dag, rebuilt_after(dag, direct))
         assert set(actions.values()) <= {"built", "skipped"}
         assert set(states(root).values()) == {"fresh"}
 
@@ -219,3 +243,28 @@ def test_rewriting_an_input_with_identical_bytes_makes_nothing_stale(dag, data):
         os.utime(path, ns=(1, os.stat(path).st_mtime_ns + 5_000_000_000))
         assert set(states(root).values()) == {"fresh"}
         assert set(run_all(root).values()) == {"skipped"}
+
+
+@SETTINGS
+@given(dag=dags(), data=st.data())
+def test_changing_a_param_reruns_only_its_target_and_what_reads_its_output(dag, data):
+    k = data.draw(st.integers(0, len(dag.targets) - 1), label="target whose param changes")
+    name = dag.targets[k].name
+    override = [f"p.{name}=1"]
+    with tempfile.TemporaryDirectory() as root:
+        write_project(root, dag)
+        run_all(root)
+        closure = downstream_closure(dag, {k})
+        report = pipetool.status(cwd=root, set=override)
+        assert {n: v.state for n, v in report.targets.items()} == {
+            t.name: ("stale" if i == k else "pending" if i in closure else "fresh")
+            for i, t in enumerate(dag.targets)}
+        assert report.targets[name].reasons == (f"param changed: p.{name} 0 -> 1",)
+
+        result = pipetool.run(cwd=root, jobs=2, set=override)
+        assert result.status == "succeeded"
+        built = {n for n, r in result.targets.items() if r.action == "built"}
+        assert built == names(dag, rebuilt_after(dag, {k}))
+        assert set(v.state for v in pipetool.status(cwd=root, set=override).targets.values()) == {"fresh"}
+        # the override applied to that invocation only: without it the param is back to 0
+        assert states(root)[name] == "stale"

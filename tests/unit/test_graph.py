@@ -111,6 +111,35 @@ def test_a_glob_star_does_not_cross_folders_when_finding_producers(project):
     assert g.upstream["summarize"] == ()
 
 
+def test_a_glob_dep_does_not_look_below_a_file_out(project):
+    # `runs/*/metrics.json` can match below the folder `runs/a/`, never below the file
+    # `runs/summary.txt`, so `summarize` does not depend on its own out.
+    _, g = graph_of(project, """\
+        targets:
+          gen: {cmd: x, outs: [runs/a/metrics.json]}
+          summarize: {cmd: x, deps: ["runs/*/metrics.json"], outs: [runs/summary.txt]}
+        """)
+    assert g.upstream == {"gen": (), "summarize": ("gen",)}
+
+
+def test_a_glob_dep_below_a_file_out_of_another_target_invents_no_cycle(project):
+    _, g = graph_of(project, """\
+        targets:
+          report: {cmd: x, deps: ["out/*/part.csv"], outs: [report.md]}
+          index: {cmd: x, deps: [report.md], outs: [out/index.txt]}
+        """, ["out/a/part.csv"])
+    assert g.upstream == {"report": (), "index": ("report",)}
+
+
+def test_a_glob_dep_can_match_below_a_directory_out(project):
+    _, g = graph_of(project, """\
+        targets:
+          gen: {cmd: x, outs: [runs/]}
+          summarize: {cmd: x, deps: ["runs/*/metrics.json"], outs: [summary.txt]}
+        """)
+    assert g.upstream["summarize"] == ("gen",)
+
+
 def test_needs_adds_an_edge_without_data(project):
     _, g = graph_of(project, """\
         targets:

@@ -430,3 +430,11 @@ def test_nothing_is_read_or_written_outside_the_project_state_folder(proj):
     before = set(os.listdir(root))
     pipetool.load(cwd=str(root))
     assert set(os.listdir(root)) - before <= {".pipetool"}
+
+
+@pytest.mark.parametrize("field", ["outs", "deps"])
+def test_a_path_with_a_nul_byte_is_a_pipeline_error_not_a_crash(proj, field):
+    root = proj(f'targets:\n  t:\n    cmd: x\n    {field}: ["a\\0b.txt"]\n')
+    with pytest.raises(PipetoolError):
+        pipetool.load(cwd=str(root))
+        pipetool.status(cwd=str(root))

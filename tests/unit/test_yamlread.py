@@ -68,6 +68,12 @@ def test_explicit_str_tag_keeps_a_number_a_string():
     assert load("a: !!str 123\nb: !!str true\n") == {"a": "123", "b": "true"}
 
 
+@pytest.mark.parametrize("text", ["1e-3", "1E3", "0o17", "0x1F", ".5", "+.inf", ".nan", "null", "~", "010", "-7", "abc"])
+def test_explicit_str_tag_keeps_any_core_schema_number_or_null_a_string(text):
+    # also those YAML 1.1 would read as strings but YAML 1.2 reads as numbers
+    assert load(f"a: !!str {text}\n") == {"a": text}
+
+
 def test_sequences_and_nested_mappings_convert_to_lists_and_dicts():
     assert load("a: [1, x, {b: 2}]\nc:\n  d:\n    - e\n") == {"a": [1, "x", {"b": 2}], "c": {"d": ["e"]}}
 
