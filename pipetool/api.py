@@ -140,6 +140,7 @@ def run(
                 n: TargetResult("would-run" if v.state != FRESH else "skipped", "; ".join(v.reasons))
                 for n, v in verdicts.items()})
         _check_callables(p, selected)
+        _check_outs_inside(p, selected)
         run_id = new_run_id()
         lock = acquire(p.root, f"run {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:
@@ -301,6 +302,23 @@ def _check_callables(p: Pipeline, selected: list[str]) -> None:
                 raise PipelineError(
                     f"target '{n}': {t.python} requires parameter '{name}', which is neither the last "
                     f"segment of a declared param nor one of {', '.join(FIXED_ARGS)}", where)
+
+
+def _check_outs_inside(p: Pipeline, selected: list[str]) -> None:
+    """Outs are deleted before their target runs: none may reach outside the root
+    through a symlinked folder."""
+    real_root = os.path.realpath(p.root)
+    seen: dict[str, str] = {}
+    for n in selected:
+        for i, out in enumerate(p.targets[n].outs):
+            parent = os.path.dirname(out.rstrip("/"))
+            if parent not in seen:
+                seen[parent] = os.path.realpath(os.path.join(p.root, parent))
+            real = seen[parent]
+            if real != real_root and not real.startswith(real_root + os.sep):
+                raise PipelineError(
+                    f"target '{n}': out '{out}' lies outside the project root through a symlink "
+                    f"(its folder resolves to {real})", p.where("targets", n, "outs"))
 
 
 def dag(*, file: str | None = None, cwd: str | None = None, format: str = "ascii") -> str:

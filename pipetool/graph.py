@@ -73,12 +73,14 @@ def build_graph(p: Pipeline) -> Graph:
             below.setdefault(parent, []).append(name)
             parent = os.path.dirname(parent)
 
+    # Folder outs (declared with a trailing "/") are the ones a glob can match inside.
+    dir_outs = {strip_dir(o) for t in p.targets.values() for o in t.outs if o.endswith("/")}
     up: dict[str, list[str]] = {n: [] for n in p.targets}
     dep_producers: dict[str, dict[str, tuple[str, ...]]] = {}
     for name, t in p.targets.items():
         ups = up[name]
         for i, dep in enumerate(t.deps):
-            found = _producers(dep.path, producer, below)
+            found = _producers(dep.path, producer, below, dir_outs)
             if found:
                 dep_producers.setdefault(name, {})[dep.path] = tuple(found)
             for u in found:
@@ -127,12 +129,12 @@ def check_sources(p: Pipeline, g: Graph, selected, exists) -> None:
                 )
 
 
-def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]]) -> list[str]:
+def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]], dir_outs: set[str]) -> list[str]:
     if is_glob(dep):
         pat = strip_dir(dep).split("/")
         return sorted({
             n for out, n in producer.items()
-            if _glob_match(pat, out.split("/"), below=True)
+            if _glob_match(pat, out.split("/"), below=out in dir_outs)
             or any(_glob_match(pat, a.split("/"), below=False) for a in _ancestors(out))
         })
     key = strip_dir(dep)

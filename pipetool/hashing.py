@@ -17,6 +17,7 @@ from typing import Iterable
 
 import xxhash
 
+from .errors import PipelineError
 from .store.statcache import StatCache, StatEntry
 
 BLOCK = 8 * 1024 * 1024
@@ -107,11 +108,12 @@ class Hasher:
         if rel in memo:
             return memo[rel]
         if st is None:
-            try:
-                st = os.stat(self._abs(rel))
-            except (FileNotFoundError, NotADirectoryError):
+            st = self._stat(rel)
+            if st is None:
                 memo[rel] = None
                 return None
+        if not statmod.S_ISREG(st.st_mode):
+            raise PipelineError(f"'{rel}' is not a regular file or folder (a pipe, socket or device?)")
         digest = None
         cache = self.cache
         if cache is not None:
@@ -142,9 +144,8 @@ class Hasher:
             return memo[dkey]
         if key in memo:
             return memo[key]
-        try:
-            st = os.stat(self._abs(key))
-        except (FileNotFoundError, NotADirectoryError):
+        st = self._stat(key)
+        if st is None:
             memo[key] = None
             return None
         if statmod.S_ISDIR(st.st_mode):
@@ -153,8 +154,19 @@ class Hasher:
             return digest
         return self.file_digest(key, st)
 
-    def _dir_files(self, key: str) -> list[tuple[str, os.stat_result]]:
-        out: list[tuple[str, os.stat_result]] = []
+    def _stat(self, rel: str) -> os.stat_result | None:
+        """stat() following symlinks; None when absent, an error when unreadable."""
+        try:
+            return os.stat(self._abs(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise PipelineError(f"'{rel}' cannot be read: {exc.strerror}") from None
+
+    def _dir_entries(self, key: str) -> list[tuple[str, os.stat_result | None]]:
+        """Every file below a folder (symlinks to files followed, folders below walked
+        without following links); what cannot be read as a file stands as None."""
+        out: list[tuple[str, os.stat_result | None]] = []
         stack = [key]
         while stack:
             d = stack.pop()
@@ -163,17 +175,28 @@ class Hasher:
                     rel = f"{d}/{e.name}" if d else e.name
                     if e.is_dir(follow_symlinks=False):
                         stack.append(rel)
-                    elif e.is_file():
-                        out.append((rel, e.stat()))
+                        continue
+                    try:
+                        st = e.stat()
+                    except OSError:  # a broken link or a link loop
+                        st = None
+                    out.append((rel, st if st is not None and statmod.S_ISREG(st.st_mode) else None))
         out.sort(key=lambda x: x[0])
         return out
 
     def _dir_digest(self, key: str) -> str:
         h = xxhash.xxh3_128(b"dir\0")
         n = len(key) + 1
-        for rel, st in self._dir_files(key):
+        for rel, st in self._dir_entries(key):
             h.update(rel[n:].encode("utf-8", "surrogateescape") + b"\0")
-            h.update((self.file_digest(rel, st) or "").encode() + b"\0")
+            if st is None:  # counted by what the link says, so changing it is a change
+                try:
+                    what = "link:" + os.readlink(self._abs(rel))
+                except OSError:
+                    what = "special"
+                h.update(what.encode("utf-8", "surrogateescape") + b"\0")
+            else:
+                h.update((self.file_digest(rel, st) or "").encode() + b"\0")
         return h.hexdigest()
 
     def glob_paths(self, pattern: str) -> list[str]:

@@ -77,7 +77,7 @@ def parse_yaml(data: bytes, filename: str, want_marks: bool = True) -> tuple[Any
     if node is None:
         return None, marks
     budget = [MAX_NODES]
-    value = _convert(node, (), filename, marks if want_marks else None, 0, budget, None)
+    value = _convert(node, (), filename, marks if want_marks else None, 0, budget, None, text.split("\n"))
     return value, marks
 
 
@@ -86,7 +86,7 @@ def _where(filename: str, node) -> Where:
     return Where(filename, m.line + 1, m.column + 1)
 
 
-def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, keynode) -> Any:
+def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, keynode, lines) -> Any:
     import yaml
 
     budget[0] -= 1
@@ -100,14 +100,14 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
         marks[path] = (_where(filename, keynode) if keynode is not None else None, _where(filename, node))
     if isinstance(node, yaml.ScalarNode):
         tag = node.tag
-        if node.style in ("'", '"', "|", ">") or tag == _STD + "str" and _explicit_str(node):
+        if node.style in ("'", '"', "|", ">") or tag == _STD + "str" and _explicit_tag(node, lines):
             return node.value
         if not tag.startswith(_STD) and tag != "!":
             raise PipelineError(f"unsupported YAML tag {tag}", _where(filename, node))
         return core_scalar(node.value)
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(child, path + (i,), filename, marks, depth + 1, budget, None)
+            _convert(child, path + (i,), filename, marks, depth + 1, budget, None, lines)
             for i, child in enumerate(node.value)
         ]
     if isinstance(node, yaml.MappingNode):
@@ -120,16 +120,15 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
             key = knode.value
             if key in out:
                 raise PipelineError(f"duplicate key '{key}'", _where(filename, knode))
-            out[key] = _convert(vnode, path + (key,), filename, marks, depth + 1, budget, knode)
+            out[key] = _convert(vnode, path + (key,), filename, marks, depth + 1, budget, knode, lines)
         return out
     raise PipelineError("unsupported YAML node", _where(filename, node))
 
 
-def _explicit_str(node) -> bool:
-    """`!!str 123`: the resolver tags a plain `123` as int, so a str tag was written."""
-    import yaml
-
-    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, node.value, (True, False)) != node.tag
+def _explicit_tag(node, lines: list[str]) -> bool:
+    """`!!str 1e-3`: a node's mark points at its tag when one was written."""
+    m = node.start_mark
+    return m.line < len(lines) and lines[m.line][m.column:m.column + 1] == "!"
 
 
 def locate(marks: Marks, filename: str, path: tuple, key: bool = False) -> Where:

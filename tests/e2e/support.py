@@ -45,11 +45,18 @@ def _env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dic
     return env
 
 
+def _default_sigint() -> None:
+    # A pytest started from a non-interactive shell's background job inherits SIGINT
+    # ignored, and Python keeps an ignored SIGINT ignored: give the child the default back,
+    # as a terminal's ^C would find it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Project:
     def __init__(self, root: Path):
         self.root = root
         self.popened: list[subprocess.Popen] = []
-        self.kill_at_end: list[int] = []  # process groups a test left running (orphans)
+        self.kill_at_end: list[int] = []  # process groups/pids a test may leave running
 
     # -- files ------------------------------------------------------------------
     def write(self, rel: str, text: str = "", dedent: bool = True) -> Path:
@@ -90,7 +97,7 @@ class Project:
         p = subprocess.Popen(
             PIPETOOL + [str(a) for a in args], cwd=str(self.root), env=_env(env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_default_sigint,
         )
         self.popened.append(p)
         return p
@@ -145,11 +152,17 @@ def group_members(pgid: int) -> list[int]:
 
 
 def kill_group_quietly(pgid: int) -> None:
+    """SIGKILL a process group this test started (or, if `pgid` leads none, that process)."""
     try:
         os.killpg(pgid, signal.SIGKILL)
+        return
     except (ProcessLookupError, PermissionError):
         pass
-
+    if pid_alive(pgid):
+        try:
+            os.kill(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def assert_invalid(res: subprocess.CompletedProcess, *needles: str, project: Project | None = None,

@@ -265,7 +265,7 @@ def test_sigterm_stops_the_running_command_too(project, pt):
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=8)
-    assert proc.returncode != 0
+    assert proc.returncode in (130, 143), proc.returncode  # interrupted (128 + SIGTERM)
     project.wait_for(lambda: not pid_alive(bash_pid) and not group_members(bash_pid), 3,
                      "the command and its children to be gone after SIGTERM")
     data = status_json(project)["targets"]

@@ -220,3 +220,23 @@ documents = st.fixed_dictionaries(
 @example({"targets": {"t0": {"cmd": "echo", "deps": ["a\x00b"]}}})
 def test_random_well_formed_documents_load_or_fail_with_a_pipetool_error(doc):
     check(yaml.safe_dump(doc, allow_unicode=True).encode("utf-8"), also_status=True)
+
+
+SET_TOKENS = ["train.lr", "train", "a", "=", "==", "1e-3", "yes", "true", "[", "]", "{", "}", "'", '"', ":", ",",
+              " ", "#", "&a", "*a", "!!str", "null", "~", "\n", "${x}", ".", "..", "-", "0x1F", "é"]
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.lists(st.sampled_from(SET_TOKENS), max_size=8).map("".join), st.text(max_size=12)),
+                max_size=3))
+def test_random_set_overrides_apply_or_fail_with_a_pipetool_error(pairs):
+    with tempfile.TemporaryDirectory() as root:
+        with open(os.path.join(root, "pipeline.yaml"), "w") as f:
+            f.write("params:\n  train: {lr: 0.01, opt: sgd}\n  a: 1\n"
+                    "targets:\n  t: {cmd: 'run ${train.lr} ${a}'}\n")
+        try:
+            p = pipetool.load(cwd=root, set=pairs)
+        except PipetoolError as exc:
+            assert str(exc)
+            return
+        assert set(p.params) >= {"train", "a"}

@@ -4,17 +4,20 @@
 (b) changing one input makes exactly its downstream closure stale or pending, `run` rebuilds
     exactly the targets whose inputs' bytes changed (early cutoff), and then all is fresh;
 (c) rewriting an input with identical bytes makes nothing stale;
-(d) the same as (b) for a `-S` param override.
+(d) the same as (b) for a `-S` param override;
+(e) editing or deleting one target's out makes it stale and its closure pending, and `run`
+    rebuilds only that target (its output comes out as recorded: early cutoff).
 The expected closures and rebuild sets are computed here, independently of pipetool's graph.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pipetool
@@ -268,3 +271,35 @@ def test_changing_a_param_reruns_only_its_target_and_what_reads_its_output(dag, 
         assert set(v.state for v in pipetool.status(cwd=root, set=override).targets.values()) == {"fresh"}
         # the override applied to that invocation only: without it the param is back to 0
         assert states(root)[name] == "stale"
+
+
+@SETTINGS
+@given(dag=dags(), data=st.data())
+def test_editing_or_deleting_an_out_rebuilds_only_its_target(dag, data):
+    k = data.draw(st.integers(0, len(dag.targets) - 1), label="target whose out is touched")
+    how = data.draw(st.sampled_from(["edit", "delete", "stray file"]), label="how")
+    t = dag.targets[k]
+    assume(how != "stray file" or t.dir_out)
+    with tempfile.TemporaryDirectory() as root:
+        write_project(root, dag)
+        run_all(root)
+        if how == "edit":
+            with open(os.path.join(root, t.written), "a") as f:
+                f.write("edited by hand\n")
+        elif how == "delete":
+            path = os.path.join(root, t.out)
+            shutil.rmtree(path) if t.dir_out else os.unlink(path)
+        else:
+            with open(os.path.join(root, t.out, "stray.txt"), "w") as f:
+                f.write("x\n")
+        closure = downstream_closure(dag, {k})
+        report = pipetool.status(cwd=root)
+        assert {n: v.state for n, v in report.targets.items()} == {
+            u.name: ("stale" if i == k else "pending" if i in closure else "fresh")
+            for i, u in enumerate(dag.targets)}
+        word = "missing" if how == "delete" else "modified"
+        assert report.targets[t.name].reasons == (f"out {word}: {t.out}",)
+
+        actions = run_all(root)
+        assert {n for n, a in actions.items() if a == "built"} == {t.name}
+        assert set(states(root).values()) == {"fresh"}

@@ -297,6 +297,9 @@ def test_a_file_hashed_within_the_racy_window_of_its_change_is_rehashed(root, co
     h1 = fresh_hasher(root, conn)
     h1.digest("a.txt")
     h1.cache.flush()
+    t = last_change(root / "a.txt")
+    if StatCache(conn).get("a.txt").hashed_at_ns > t + window_for(t):
+        pytest.skip("this machine took longer than the racy window between writing and hashing")
     hashed.clear()
     fresh_hasher(root, conn).digest("a.txt")
     assert hashed == ["a.txt"]

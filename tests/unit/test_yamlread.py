@@ -74,6 +74,19 @@ def test_explicit_str_tag_keeps_any_core_schema_number_or_null_a_string(text):
     assert load(f"a: !!str {text}\n") == {"a": text}
 
 
+def test_explicit_str_tag_after_an_anchor_keeps_a_string_through_aliases():
+    assert load("a: &x !!str 1e-3\nb: *x\n") == {"a": "1e-3", "b": "1e-3"}
+
+
+def test_explicit_str_tag_in_a_file_with_old_mac_line_endings_keeps_a_string():
+    # libyaml takes a lone CR as a line break (low priority: such files are rare)
+    assert parse_yaml(b"c: 1\rd: !!str 1e-3\r", "f.yaml")[0] == {"c": 1, "d": "1e-3"}
+
+
+def test_explicit_str_tag_in_flow_collections_keeps_strings():
+    assert load("a: [!!str 0o17, !!str 1E3]\nb: {c: !!str 1e-3}\n") == {"a": ["0o17", "1E3"], "b": {"c": "1e-3"}}
+
+
 def test_sequences_and_nested_mappings_convert_to_lists_and_dicts():
     assert load("a: [1, x, {b: 2}]\nc:\n  d:\n    - e\n") == {"a": [1, "x", {"b": 2}], "c": {"d": ["e"]}}
 
