@@ -57,7 +57,7 @@ def code_part(p: Pipeline, t: Target, hasher: Hasher) -> tuple[str, dict[str, st
         rel = os.path.relpath(f, p.root).replace(os.sep, "/")
         files[rel] = hasher.file_digest(rel)
     if not files:  # a callable of an installed package counts by its module's bytes
-        files[path] = _installed_digest(path)
+        files["installed:" + t.python.partition(":")[0]] = _installed_digest(path)
     return f"python:{t.python}@{hash_strings(f'{k}={v}' for k, v in sorted(files.items()))}", files
 
 

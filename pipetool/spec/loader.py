@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .. import __version__
@@ -101,7 +101,9 @@ def _read_document(path: str, shown: str, root: str, cache: _SpecCache) -> tuple
         raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
     from .validate import schema_bytes
 
-    key = hash_strings([__version__, root, hash_bytes(schema_bytes()), hash_bytes(data)])
+    # The model's shape is in the key too, so a pickled Target never outlives its class.
+    shape = ",".join(f.name for f in fields(Target))
+    key = hash_strings([__version__, shape, root, hash_bytes(schema_bytes()), hash_bytes(data)])
     cache.read()
     if cache.doc_key == key:
         return cache.doc, _Locator(data, shown)

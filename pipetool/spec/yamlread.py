@@ -47,10 +47,22 @@ def core_scalar(text: str) -> Any:
     return text
 
 
-def _loader():
-    import yaml
+_PLAIN = "!pipetool/plain"
+_LOADER = None
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def _loader():
+    """A safe loader whose only implicit resolution tags every plain scalar `_PLAIN`:
+    we resolve plain scalars by the 1.2 core schema ourselves, and a written `!!str`
+    keeps its tag (anchors and odd line endings included)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        _LOADER = type("PlainLoader", (base,), {"yaml_implicit_resolvers": {}})
+        _LOADER.add_implicit_resolver(_PLAIN, re.compile(r".*", re.S), None)
+    return _LOADER
 
 
 Marks = dict  # path tuple -> (Where of the key or None, Where of the value)
@@ -77,7 +89,7 @@ def parse_yaml(data: bytes, filename: str, want_marks: bool = True) -> tuple[Any
     if node is None:
         return None, marks
     budget = [MAX_NODES]
-    value = _convert(node, (), filename, marks if want_marks else None, 0, budget, None, text.split("\n"))
+    value = _convert(node, (), filename, marks if want_marks else None, 0, budget, None)
     return value, marks
 
 
@@ -86,7 +98,7 @@ def _where(filename: str, node) -> Where:
     return Where(filename, m.line + 1, m.column + 1)
 
 
-def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, keynode, lines) -> Any:
+def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, keynode) -> Any:
     import yaml
 
     budget[0] -= 1
@@ -100,35 +112,31 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
         marks[path] = (_where(filename, keynode) if keynode is not None else None, _where(filename, node))
     if isinstance(node, yaml.ScalarNode):
         tag = node.tag
-        if node.style in ("'", '"', "|", ">") or tag == _STD + "str" and _explicit_tag(node, lines):
+        if tag == _PLAIN:
+            return core_scalar(node.value)
+        if tag in (_STD + "str", "!"):
             return node.value
-        if not tag.startswith(_STD) and tag != "!":
-            raise PipelineError(f"unsupported YAML tag {tag}", _where(filename, node))
-        return core_scalar(node.value)
+        if tag in (_STD + "int", _STD + "float", _STD + "bool", _STD + "null"):
+            return core_scalar(node.value)
+        raise PipelineError(f"unsupported YAML tag {tag}", _where(filename, node))
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(child, path + (i,), filename, marks, depth + 1, budget, None, lines)
+            _convert(child, path + (i,), filename, marks, depth + 1, budget, None)
             for i, child in enumerate(node.value)
         ]
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
-            if knode.tag == _STD + "merge":
+            if knode.tag == _PLAIN and knode.value == "<<":
                 raise PipelineError("YAML merge keys (<<) are not supported", _where(filename, knode))
             if not isinstance(knode, yaml.ScalarNode):
                 raise PipelineError("mapping keys must be plain strings", _where(filename, knode))
             key = knode.value
             if key in out:
                 raise PipelineError(f"duplicate key '{key}'", _where(filename, knode))
-            out[key] = _convert(vnode, path + (key,), filename, marks, depth + 1, budget, knode, lines)
+            out[key] = _convert(vnode, path + (key,), filename, marks, depth + 1, budget, knode)
         return out
     raise PipelineError("unsupported YAML node", _where(filename, node))
-
-
-def _explicit_tag(node, lines: list[str]) -> bool:
-    """`!!str 1e-3`: a node's mark points at its tag when one was written."""
-    m = node.start_mark
-    return m.line < len(lines) and lines[m.line][m.column:m.column + 1] == "!"
 
 
 def locate(marks: Marks, filename: str, path: tuple, key: bool = False) -> Where:
