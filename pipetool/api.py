@@ -328,4 +328,4 @@ def dag(*, file: str | None = None, cwd: str | None = None, format: str = "ascii
     p = _load(file, cwd)
     from .graph import build_graph
 
-    return render_dag(p, build_graph(p), format)
+    return render_dag(p, p.derived("graph", lambda: build_graph(p)), format)

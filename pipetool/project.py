@@ -51,7 +51,7 @@ def open_project(
     file: str | None = None, cwd: str | None = None, overrides: dict[str, Any] | None = None
 ) -> Project:
     p = load(file, cwd, overrides)
-    g = build_graph(p)
+    g = p.derived("graph", lambda: build_graph(p))
     try:
         conn = open_db(p.root, create=True)
     except (sqlite3.OperationalError, PermissionError, OSError):

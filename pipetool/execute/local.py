@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+from .commands import CommandRunner, Spawn
 from .jobs import Job, Outcome
 from .pyworker import run_python_job
 
@@ -24,51 +25,38 @@ class LocalExecutor:
     def __init__(self, jobs: int):
         self.jobs = max(1, jobs)
         self._done: queue.Queue[Outcome] = queue.Queue()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
         self._pool = None  # loky executor, started on the first Python target
         self._pending_futures: dict[str, object] = {}
         # Resolved once: a bare "bash" costs a PATH search on every spawn.
         self._bash = shutil.which("bash") or "/bin/bash"
+        self._env: dict[bytes, bytes] | None = None
+        self._runner: CommandRunner | None = None
+        self._null_fd: int | None = None
 
     # -- commands ---------------------------------------------------------------
+    def _base_env(self) -> dict[bytes, bytes]:
+        """The environment every command starts from, encoded once per executor."""
+        if self._env is None:
+            env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+            # The interpreter that runs pipetool comes first, so `python` in a command is
+            # the venv's one even when the venv is not activated.
+            bindir = os.fsencode(os.path.dirname(sys.executable))
+            env[b"PATH"] = bindir + os.pathsep.encode() + env.get(b"PATH", b"")
+            self._env = env
+        return self._env
+
     def _submit_cmd(self, job: Job) -> None:
-        env = dict(os.environ)
-        # The interpreter that runs pipetool comes first, so `python` in a command is the
-        # venv's one even when the venv is not activated.
-        bindir = os.path.dirname(sys.executable)
-        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-        env.update(job.env)
-        start = time.perf_counter()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        out = os.open(job.stdout_path, flags, 0o644)
-        try:
-            err = os.open(job.stderr_path, flags, 0o644)
-            try:
-                proc = subprocess.Popen(
-                    [self._bash, "-c", job.cmd or ""],
-                    cwd=job.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,  # our own process group: we stop it on interrupt
-                )
-            finally:
-                os.close(err)
-        finally:
-            os.close(out)
-        with self._lock:
-            self._procs[job.target] = proc
+        env = dict(self._base_env())
+        env.update((os.fsencode(k), os.fsencode(v)) for k, v in job.env.items())
+        if self._runner is None:
+            self._runner = CommandRunner(self._done.put)
+        self._runner.submit(Spawn(job.target, [self._bash, "-c", job.cmd or ""], job.cwd, env,
+                                  self._devnull(), job.stdout_path, job.stderr_path))
 
-        def wait() -> None:
-            rc = proc.wait()
-            with self._lock:
-                self._procs.pop(job.target, None)
-            msg = "" if rc == 0 else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")
-            self._done.put(Outcome(job.target, rc == 0, msg, time.perf_counter() - start))
-
-        threading.Thread(target=wait, daemon=True).start()
+    def _devnull(self) -> int:
+        if self._null_fd is None:
+            self._null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return self._null_fd
 
     # -- python callables -------------------------------------------------------
     def _submit_python(self, job: Job) -> None:
@@ -107,10 +95,7 @@ class LocalExecutor:
 
     def cancel_all(self) -> None:
         """Terminate running commands (whole process groups) and Python workers."""
-        with self._lock:
-            procs = list(self._procs.values())
-        for p in procs:
-            _signal_group(p, signal.SIGTERM)
+        procs = self._runner.terminate(signal.SIGTERM) if self._runner is not None else []
         deadline = time.monotonic() + TERM_GRACE_S
         for p in procs:
             try:
@@ -125,7 +110,12 @@ class LocalExecutor:
     def close(self) -> None:
         # The reusable pool stays up for the next run in this process (notebooks); its
         # idle workers exit by themselves after a minute.
-        pass
+        if self._null_fd is not None:
+            os.close(self._null_fd)
+            self._null_fd = None
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:

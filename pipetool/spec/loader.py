@@ -71,13 +71,14 @@ class _SpecCache:
     doc: Any = None
     model_key: str = ""
     targets: dict[str, Target] | None = None
+    derived: dict[str, Any] | None = None  # things computed from the targets (the graph)
 
     def read(self) -> None:
         try:
             with open(self.path, "rb") as f:
                 saved = pickle.load(f)
-            if isinstance(saved, tuple) and len(saved) == 4:
-                self.doc_key, self.doc, self.model_key, self.targets = saved
+            if isinstance(saved, tuple) and len(saved) == 5:
+                self.doc_key, self.doc, self.model_key, self.targets, self.derived = saved
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
             pass
 
@@ -86,7 +87,7 @@ class _SpecCache:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             tmp = f"{self.path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as f:
-                pickle.dump((self.doc_key, self.doc, self.model_key, self.targets), f,
+                pickle.dump((self.doc_key, self.doc, self.model_key, self.targets, self.derived), f,
                             protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
         except OSError:
@@ -113,7 +114,7 @@ def _read_document(path: str, shown: str, root: str, cache: _SpecCache) -> tuple
     doc, marks = parse_yaml(data, shown)
     locator = _Locator(data, shown, marks)
     validate_document(doc, locator)
-    cache.doc_key, cache.doc, cache.model_key, cache.targets = key, doc, "", None
+    cache.doc_key, cache.doc, cache.model_key, cache.targets, cache.derived = key, doc, "", None, None
     return doc, locator
 
 
@@ -137,7 +138,7 @@ def load(
         targets = cache.targets
     else:
         targets = {name: _target(name, raw, params, root, locate) for name, raw in doc["targets"].items()}
-        cache.model_key, cache.targets = model_key, targets
+        cache.model_key, cache.targets, cache.derived = model_key, targets, {}
         cache.write()
     return Pipeline(
         root=root,
@@ -147,7 +148,18 @@ def load(
         overrides=dict(overrides or {}),
         order=tuple(targets),
         locate=lambda p, key=False: locate(p, key),
+        derive=lambda name, build: _derive(cache, name, build),
     )
+
+
+def _derive(cache: _SpecCache, name: str, build):
+    """`build()` once per model: kept in the spec cache beside the targets it came from."""
+    if cache.derived is None:
+        cache.derived = {}
+    if name not in cache.derived:
+        cache.derived[name] = build()
+        cache.write()
+    return cache.derived[name]
 
 
 def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:

@@ -46,6 +46,11 @@ class Pipeline:
     order: tuple[str, ...] = ()  # targets in declaration order
     # Finds a key's place in the file on demand (parsing marks only on the error path).
     locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
+    # derive(name, build): build() once per model, cached with it (the loader's spec cache).
+    derive: Callable[[str, Callable[[], Any]], Any] | None = field(default=None, compare=False, repr=False)
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        return self.derive(name, build) if self.derive else build()
 
     def where(self, *path: Any) -> Callable[[], Where | None]:
         """A finder for the place of `path`, for PipelineError (parsed only when raised)."""
