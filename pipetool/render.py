@@ -69,7 +69,7 @@ class TerminalReporter:
             self._say(f"    | {line}")
         shown = os.path.relpath(log_path) if log_path else ""
         if shown:
-            self._say(f"    full output: {shown} (and .out beside it)")
+            self._say(f"    full output: {shown}")
 
     def dry_run(self, name: str, verdict) -> None:
         self._say(f"would run {name}  ({'; '.join(verdict.reasons)})")

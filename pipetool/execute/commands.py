@@ -1,10 +1,12 @@
-"""Running shell commands: one I/O thread starts every child and watches it (its output
-pipes and a pidfd for its exit), instead of a thread per child. Spawning there also
-keeps the scheduler going while a new child waits for a CPU to exec on (the parent of
-a vfork is stalled until then: milliseconds on a busy 2-core machine).
+"""Running shell commands: one I/O thread starts every child and watches its output,
+instead of a thread per child. Spawning there keeps the scheduler going while a new
+child waits for a CPU to exec on (a vfork parent is stalled until then: milliseconds
+on a busy 2-core machine).
 
-Output goes to the per-target logs, created on the first byte: most targets print
-nothing, and creating a file is not free.
+A child's stdout and stderr share one pipe, so its log reads in the order it was
+written; the log file is created on the first byte (most targets print nothing, and
+creating a file is not free). The end of the output usually means the child exited;
+only when it has not (it closed its output early) is its exit watched with a pidfd.
 """
 from __future__ import annotations
 
@@ -13,21 +15,12 @@ import selectors
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import IO, Callable
 
 from .jobs import Outcome
 
-
-@dataclass
-class _Child:
-    target: str
-    proc: subprocess.Popen
-    started: float
-    paths: dict[int, str]  # pipe fd -> log path
-    files: dict[int, object] = field(default_factory=dict)
-    open_pipes: int = 2
-    exited: bool = False
+CHUNK = 65536
 
 
 @dataclass(frozen=True)
@@ -37,8 +30,16 @@ class Spawn:
     cwd: str
     env: dict[bytes, bytes]
     stdin: int
-    out_path: str
-    err_path: str
+    log_path: str
+
+
+@dataclass
+class _Child:
+    target: str
+    proc: subprocess.Popen
+    started: float
+    log_path: str
+    log: IO[bytes] | None = None
 
 
 class CommandRunner:
@@ -47,18 +48,19 @@ class CommandRunner:
     def __init__(self, done: Callable[[Outcome], None]):
         self._done = done
         self._to_spawn: list[Spawn] = []
+        self._exited: list[_Child] = []  # reaped by a fallback waiter thread
         self.procs: dict[str, subprocess.Popen] = {}  # running children by target
         self._stopping = False
+        self._closed = False
+        self._lock = threading.Lock()
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._pending: list[_Child] = []
-        self._lock = threading.Lock()
-        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="pipetool-commands", daemon=True)
         self._thread.start()
 
+    # -- called from the scheduler's thread -----------------------------------------
     def submit(self, spawn: Spawn) -> None:
         with self._lock:
             self._to_spawn.append(spawn)
@@ -71,10 +73,7 @@ class CommandRunner:
             self._to_spawn.clear()
             procs = list(self.procs.values())
         for p in procs:
-            try:
-                os.killpg(p.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+            signal_group(p.pid, sig)
         return procs
 
     def close(self) -> None:
@@ -82,128 +81,98 @@ class CommandRunner:
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
 
-    # -- the I/O thread ----------------------------------------------------------
+    # -- the I/O thread -------------------------------------------------------------
     def _loop(self) -> None:
         sel = self._sel
-        while True:
+        while not (self._closed and len(sel.get_map()) <= 1):
             for key, _ in sel.select():
                 if key.data is None:
-                    self._take_new()
-                    continue
-                kind, child = key.data
-                if kind == "exit":
+                    self._wake()
+                elif key.data[0] == "out":
+                    self._read(key.fileobj, key.data[1])
+                else:  # "exit": the pidfd of a child that closed its output early
                     sel.unregister(key.fileobj)
                     os.close(key.fileobj)
-                    child.exited = True
-                    self._finish_if_done(child, drain=True)
-                else:
-                    self._read(key.fileobj, child)
-            if self._closed and len(sel.get_map()) <= 1:
-                break
+                    self._report(key.data[1])
         sel.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def _take_new(self) -> None:
+    def _wake(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
                 pass
         except BlockingIOError:
             pass
         with self._lock:
-            new, self._pending = self._pending, []
             spawns, self._to_spawn = self._to_spawn, []
+            exited, self._exited = self._exited, []
         for sp in spawns:
-            child = self._spawn(sp)
-            if child is not None:
-                new.append(child)
-        for child in new:
-            for fd in child.paths:
-                os.set_blocking(fd, False)
-                self._sel.register(fd, selectors.EVENT_READ, ("out", child))
-            pidfd = _pidfd(child.proc.pid)
-            if pidfd is None:  # no pidfd (old kernel): a thread waits for this one
-                threading.Thread(target=self._wait_blocking, args=(child,), daemon=True).start()
-            else:
-                self._sel.register(pidfd, selectors.EVENT_READ, ("exit", child))
+            self._spawn(sp)
+        for child in exited:
+            self._report(child)
 
-    def _spawn(self, sp: Spawn) -> _Child | None:
+    def _spawn(self, sp: Spawn) -> None:
         started = time.perf_counter()
         try:
             proc = subprocess.Popen(
                 sp.argv, cwd=sp.cwd, env=sp.env, stdin=sp.stdin,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True,  # our own process group: we stop it on interrupt
             )
         except OSError as exc:
             self._done(Outcome(sp.target, False, f"could not start: {exc.strerror or exc}", 0.0))
-            return None
+            return
         with self._lock:
-            if self._stopping:  # an interrupt came while this one was being started
-                try:
-                    os.killpg(proc.pid, 15)
-                except ProcessLookupError:
-                    pass
             self.procs[sp.target] = proc
-        assert proc.stdout is not None and proc.stderr is not None
-        return _Child(sp.target, proc, started, {proc.stdout.fileno(): sp.out_path, proc.stderr.fileno(): sp.err_path})
+            if self._stopping:  # an interrupt came while this one was being started
+                signal_group(proc.pid, 15)
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._sel.register(proc.stdout, selectors.EVENT_READ, ("out", _Child(sp.target, proc, started, sp.log_path)))
 
-    def _wait_blocking(self, child: _Child) -> None:
-        child.proc.wait()
-        child.exited = True
-        os.write(self._wake_w, b"x")
-
-    def _read(self, fd: int, child: _Child) -> None:
+    def _read(self, pipe, child: _Child) -> None:
         try:
-            chunk = os.read(fd, 65536)
+            chunk = os.read(pipe.fileno(), CHUNK)
         except BlockingIOError:
             return
         if chunk:
-            self._write(child, fd, chunk)
+            if child.log is None:
+                child.log = open(child.log_path, "wb")
+            child.log.write(chunk)
             return
-        self._sel.unregister(fd)
-        self._close_pipe(child, fd)
-        self._finish_if_done(child, drain=False)
-
-    def _write(self, child: _Child, fd: int, chunk: bytes) -> None:
-        f = child.files.get(fd)
-        if f is None:
-            f = child.files[fd] = open(child.paths[fd], "wb")
-        f.write(chunk)
-
-    def _close_pipe(self, child: _Child, fd: int) -> None:
-        for pipe in (child.proc.stdout, child.proc.stderr):
-            if pipe is not None and not pipe.closed and pipe.fileno() == fd:
-                pipe.close()
-        child.open_pipes -= 1
-
-    def _finish_if_done(self, child: _Child, drain: bool) -> None:
-        if drain:
-            # The process is gone; what is left in the pipes is its last output (a
-            # background grandchild holding a pipe open must not keep the target running).
-            for pipe in (child.proc.stdout, child.proc.stderr):
-                if pipe is None or pipe.closed:
-                    continue
-                fd = pipe.fileno()
-                while True:
-                    try:
-                        chunk = os.read(fd, 65536)
-                    except BlockingIOError:
-                        break
-                    if not chunk:
-                        break
-                    self._write(child, fd, chunk)
-                self._sel.unregister(fd)
-                self._close_pipe(child, fd)
-        if not child.exited or child.open_pipes > 0:
+        self._sel.unregister(pipe)
+        pipe.close()
+        if child.proc.poll() is not None:
+            self._report(child)
             return
+        pidfd = _pidfd(child.proc.pid)
+        if pidfd is not None:
+            self._sel.register(pidfd, selectors.EVENT_READ, ("exit", child))
+        else:  # no pidfd here: a thread waits, then wakes us
+            threading.Thread(target=self._wait_blocking, args=(child,), daemon=True).start()
+
+    def _wait_blocking(self, child: _Child) -> None:
+        child.proc.wait()
+        with self._lock:
+            self._exited.append(child)
+        os.write(self._wake_w, b"x")
+
+    def _report(self, child: _Child) -> None:
         rc = child.proc.wait()
-        for f in child.files.values():
-            f.close()
+        if child.log is not None:
+            child.log.close()
         with self._lock:
             self.procs.pop(child.target, None)
         msg = "" if rc == 0 else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")
         self._done(Outcome(child.target, rc == 0, msg, time.perf_counter() - child.started))
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _pidfd(pid: int) -> int | None:

@@ -10,8 +10,7 @@ class Job:
     target: str
     cwd: str  # project root
     env: dict[str, str]  # variables added to the environment (PIPETOOL_*)
-    stdout_path: str
-    stderr_path: str
+    log_path: str  # stdout and stderr, together, in the order written
     cmd: str | None = None  # run with bash -c
     python: str | None = None  # "module:function"
     kwargs: dict[str, Any] = field(default_factory=dict)  # candidate keyword arguments

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from .commands import CommandRunner, Spawn
+from .commands import CommandRunner, Spawn, signal_group
 from .jobs import Job, Outcome
 from .pyworker import run_python_job
 
@@ -51,7 +51,7 @@ class LocalExecutor:
         if self._runner is None:
             self._runner = CommandRunner(self._done.put)
         self._runner.submit(Spawn(job.target, [self._bash, "-c", job.cmd or ""], job.cwd, env,
-                                  self._devnull(), job.stdout_path, job.stderr_path))
+                                  self._devnull(), job.log_path))
 
     def _devnull(self) -> int:
         if self._null_fd is None:
@@ -101,7 +101,7 @@ class LocalExecutor:
             try:
                 p.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
+                signal_group(p.pid, signal.SIGKILL)
                 p.wait()
         if self._pool is not None:
             self._pool.shutdown(wait=False, kill_workers=True)
@@ -116,10 +116,3 @@ class LocalExecutor:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
-
-
-def _signal_group(p: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

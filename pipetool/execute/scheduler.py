@@ -68,113 +68,145 @@ def run_targets(
     On KeyboardInterrupt, running children are terminated, `results` shows what
     finished (the running ones as failed, the rest not-run), and the interrupt propagates.
     """
-    chosen = set(selected)
-    waiting = {n: sum(1 for u in g.upstream[n] if u in chosen) for n in selected}
-    ready = deque(n for n in selected if waiting[n] == 0)
-    traces: dict[str, Trace] = {}
-    running: dict[str, float] = {}
-    executor: Executor | None = None
-    stop = False
+    _Scheduler(p, g, selected, hasher, records, record, make_executor, reporter, opts,
+               job_kwargs, results).run()
 
-    def complete(name: str) -> None:
-        for d in g.downstream[name]:
-            if d in waiting:
-                waiting[d] -= 1
-                if waiting[d] == 0:
-                    ready.append(d)
 
-    def block_downstream(name: str) -> None:
-        for d in sorted(g.closure_down([name]) - {name}):
-            if d in chosen and d not in results:
-                results[d] = TargetResult(NOT_RUN, f"upstream failed: {name}")
+class _Scheduler:
+    """One run's loop. Targets move: waiting (upstream not done) -> ready -> judged
+    (decided stale, outs cleared) -> running -> done. Judging ahead while the slots are
+    full means a freed slot is refilled at once."""
 
-    try:
-        while ready or running:
-            while ready and len(running) < opts.jobs and not stop:
-                name = ready.popleft()
-                if name in results:  # blocked by a failure upstream
-                    continue
-                t = p.targets[name]
-                trace = observe(p, t, hasher)
-                outs = observe_outs(t, hasher)
-                verdict = decide(trace, outs, records.get(name), always=t.always, forced=name in opts.forced)
-                if verdict.state == FRESH:
-                    results[name] = TargetResult(SKIPPED, "up to date", 0.0, trace.fingerprint, outs)
-                    complete(name)
-                    continue
-                traces[name] = trace
-                reporter.started(name, verdict.reasons)
-                _prepare_outs(p.root, t, hasher)
-                if executor is None:
-                    executor = make_executor()
-                executor.submit(_job(p, t, opts, job_kwargs))
-                running[name] = time.perf_counter()
-                results[name] = TargetResult("running", "; ".join(verdict.reasons), 0.0, trace.fingerprint)
-            if not running:
+    def __init__(self, p, g, selected, hasher, records, record, make_executor, reporter, opts,
+                 job_kwargs, results):
+        self.p, self.g, self.selected, self.hasher = p, g, selected, hasher
+        self.records, self.record, self.make_executor = records, record, make_executor
+        self.reporter, self.opts, self.job_kwargs, self.results = reporter, opts, job_kwargs, results
+        self.chosen = set(selected)
+        self.waiting = {n: sum(1 for u in g.upstream[n] if u in self.chosen) for n in selected}
+        self.ready = deque(n for n in selected if self.waiting[n] == 0)
+        self.judged: deque[tuple[str, tuple[str, ...]]] = deque()
+        self.traces: dict[str, Trace] = {}
+        self.running: set[str] = set()
+        self.executor: Executor | None = None
+        self.stop = False
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            if self.executor is not None:
+                self.executor.cancel_all()
+            for name in self.running:
+                self.results[name].action = FAILED
+                self.results[name].reason = "interrupted"
+            self._not_run("interrupted")
+            raise
+        finally:
+            if self.executor is not None:
+                self.executor.close()
+        self._not_run("stopped after a failure")
+
+    def _loop(self) -> None:
+        jobs = self.opts.jobs
+        while True:
+            self._judge_ahead(jobs)
+            while self.judged and len(self.running) < jobs and not self.stop:
+                self._launch(*self.judged.popleft())
+                self._judge_ahead(jobs)
+            if not self.running:
                 break
-            assert executor is not None
-            outcome = executor.wait_next()
-            name = outcome.target
-            running.pop(name, None)
-            res = results[name]
-            res.duration_s = outcome.duration_s
-            t = p.targets[name]
-            ok, message = outcome.ok, outcome.message
-            if ok:
-                for o in t.outs:
-                    hasher.forget(o)
-                outs = observe_outs(t, hasher)
-                missing = [o for o, dgst in outs.items() if dgst is None]
-                if missing:
-                    ok, message = False, f"did not write its out {missing[0]}" + (
-                        f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            if ok:
-                record(name, traces[name], outs)
-                res.action, res.outs = BUILT, outs
-                reporter.finished(name, res)
-                complete(name)
-            else:
-                res.action = FAILED
-                res.reason = message
-                reporter.failed(name, message, _tail(opts, name), _log_path(opts, name, "err"))
-                block_downstream(name)
-                if not opts.keep_going:
-                    stop = True
-    except BaseException:
-        if executor is not None:
-            executor.cancel_all()
-        for name in running:
-            results[name].action = FAILED
-            results[name].reason = "interrupted"
-        for n in selected:
-            if n not in results:
-                results[n] = TargetResult(NOT_RUN, "interrupted")
-        raise
-    finally:
-        if executor is not None:
-            executor.close()
-    for n in selected:
-        if n not in results:
-            results[n] = TargetResult(NOT_RUN, "stopped after a failure")
+            assert self.executor is not None
+            outcome = self.executor.wait_next()
+            self.running.discard(outcome.target)
+            # Refill the freed slot before the bookkeeping of the finished target.
+            if self.judged and not self.stop:
+                self._launch(*self.judged.popleft())
+            self._finish(outcome)
+
+    def _judge_ahead(self, jobs: int) -> None:
+        """Decide ready targets until `jobs` stale ones wait for a slot; fresh ones are
+        skipped on the spot (which may make their downstream ready)."""
+        while self.ready and len(self.judged) < jobs and not self.stop:
+            name = self.ready.popleft()
+            if name in self.results:  # blocked by a failure upstream
+                continue
+            t = self.p.targets[name]
+            trace = observe(self.p, t, self.hasher)
+            outs = observe_outs(t, self.hasher)
+            verdict = decide(trace, outs, self.records.get(name), always=t.always,
+                             forced=name in self.opts.forced)
+            if verdict.state == FRESH:
+                self.results[name] = TargetResult(SKIPPED, "up to date", 0.0, trace.fingerprint, outs)
+                self._complete(name)
+                continue
+            self.traces[name] = trace
+            self.judged.append((name, verdict.reasons))
+
+    def _launch(self, name: str, reasons: tuple[str, ...]) -> None:
+        t = self.p.targets[name]
+        self.reporter.started(name, reasons)
+        _prepare_outs(self.p.root, t, self.hasher)
+        if self.executor is None:
+            self.executor = self.make_executor()
+        self.executor.submit(_job(self.p, t, self.opts, self.job_kwargs))
+        self.running.add(name)
+        self.results[name] = TargetResult("running", "; ".join(reasons), 0.0, self.traces[name].fingerprint)
+
+    def _finish(self, outcome: Outcome) -> None:
+        name = outcome.target
+        res = self.results[name]
+        res.duration_s = outcome.duration_s
+        t = self.p.targets[name]
+        ok, message = outcome.ok, outcome.message
+        if ok:
+            for o in t.outs:
+                self.hasher.forget(o)
+            outs = observe_outs(t, self.hasher)
+            missing = [o for o, dgst in outs.items() if dgst is None]
+            if missing:
+                ok, message = False, f"did not write its out {missing[0]}" + (
+                    f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        if ok:
+            self.record(name, self.traces[name], outs)
+            res.action, res.outs = BUILT, outs
+            self.reporter.finished(name, res)
+            self._complete(name)
+            return
+        res.action, res.reason = FAILED, message
+        self.reporter.failed(name, message, _tail(self.opts, name), _log_path(self.opts, name))
+        for d in sorted(self.g.closure_down([name]) - {name}):
+            if d in self.chosen and d not in self.results:
+                self.results[d] = TargetResult(NOT_RUN, f"upstream failed: {name}")
+        if not self.opts.keep_going:
+            self.stop = True
+
+    def _complete(self, name: str) -> None:
+        for d in self.g.downstream[name]:
+            if d in self.waiting:
+                self.waiting[d] -= 1
+                if self.waiting[d] == 0:
+                    self.ready.append(d)
+
+    def _not_run(self, reason: str) -> None:
+        for n in self.selected:
+            if n not in self.results:
+                self.results[n] = TargetResult(NOT_RUN, reason)
 
 
-def _log_path(opts: RunOptions, name: str, stream: str) -> str:
-    return os.path.join(opts.log_dir, f"{name}.{stream}")
+def _log_path(opts: RunOptions, name: str) -> str:
+    return os.path.join(opts.log_dir, f"{name}.log")
 
 
 def _tail(opts: RunOptions, name: str, lines: int = 20) -> str:
-    for stream in ("err", "out"):
-        try:
-            with open(_log_path(opts, name, stream), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - 16384))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        if text.strip():
-            return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-    return ""
+    try:
+        with open(_log_path(opts, name), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 def _prepare_outs(root: str, t: Target, hasher: Hasher) -> None:
@@ -195,8 +227,8 @@ def _job(p: Pipeline, t: Target, opts: RunOptions, job_kwargs) -> Job:
         "PIPETOOL_RUN_ID": opts.run_id,
         "PIPETOOL_TARGET": t.name,
     }
-    out, err = _log_path(opts, t.name, "out"), _log_path(opts, t.name, "err")
+    log = _log_path(opts, t.name)
     if t.cmd is not None:
-        return Job(t.name, p.root, env, out, err, cmd=t.cmd)
+        return Job(t.name, p.root, env, log, cmd=t.cmd)
     kwargs, ambiguous = job_kwargs(t)
-    return Job(t.name, p.root, env, out, err, python=t.python, kwargs=kwargs, ambiguous=ambiguous)
+    return Job(t.name, p.root, env, log, python=t.python, kwargs=kwargs, ambiguous=ambiguous)

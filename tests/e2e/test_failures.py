@@ -45,14 +45,14 @@ def test_failing_target_full_output_in_log_under_state_dir(project, pt):
     project.pipeline(FAILING)
     res = pt("run", "bad")
     assert res.returncode == 1
-    errs = glob.glob(str(project.root / ".pipetool/logs/**/bad.err"), recursive=True)
-    outs = glob.glob(str(project.root / ".pipetool/logs/**/bad.out"), recursive=True)
-    assert len(errs) == 1 and len(outs) == 1, (errs, outs)
-    err_text = open(errs[0]).read()
-    assert "noise line 1\n" in err_text and "fatal-marker" in err_text
-    assert "stdout-marker" in open(outs[0]).read()
+    # one log per target: stdout and stderr together, in the order they were written
+    logs = glob.glob(str(project.root / ".pipetool/logs/**/bad.log"), recursive=True)
+    assert len(logs) == 1, logs
+    text = open(logs[0]).read()
+    assert "noise line 1\n" in text and "fatal-marker" in text
+    assert "stdout-marker" in text
     # the message points at the log
-    assert os.path.relpath(errs[0], project.root) in res.stderr
+    assert os.path.relpath(logs[0], project.root) in res.stderr
 
 
 def test_failed_target_is_not_recorded_and_downstream_stays_blocked(project, pt):
