@@ -184,10 +184,7 @@ def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, 
         raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
     records = proj.records()  # read under the lock: another run may just have finished
     sdir = os.path.join(p.root, ".pipetool")
-    run_dir = ensure_dir(os.path.join(sdir, "runs", run_id))
-    params_file = os.path.join(run_dir, "params.json")
-    with open(params_file, "w", encoding="utf-8") as f:
-        json.dump(p.params, f, indent=2, sort_keys=True, default=str)
+    params_file = os.path.join(sdir, "runs", run_id, "params.json")
     log_dir = os.path.join(sdir, "logs", run_id)
     store_runs.start(conn, run_id, None, argv or sys.argv, _now())
     built: list[str] = []
@@ -200,7 +197,11 @@ def _run_locked(proj: Project, selected, forced, run_id, jobs, keep_going, rep, 
     def make_executor():
         from .execute.local import LocalExecutor
 
+        # Made when the first target runs: a no-op run leaves no folders behind.
         ensure_dir(log_dir)
+        ensure_dir(os.path.dirname(params_file))
+        with open(params_file, "w", encoding="utf-8") as f:
+            json.dump(p.params, f, indent=2, sort_keys=True, default=str)
         return LocalExecutor(jobs or os.cpu_count() or 1)
 
     opts = RunOptions(jobs=jobs or os.cpu_count() or 1, keep_going=keep_going, forced=forced,

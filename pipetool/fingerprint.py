@@ -31,7 +31,13 @@ class Trace:
 
     @cached_property
     def fingerprint(self) -> str:
-        return hash_strings([self.code, canonical(self.params), canonical(self.deps), canonical(self.env)])
+        parts = [self.code, canonical(self.params) if self.params else "{}"]
+        for mapping in (self.deps, self.env):
+            parts.append(str(len(mapping)))
+            for k in sorted(mapping):
+                parts.append(k)
+                parts.append(mapping[k] or "-")
+        return hash_strings(parts)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"code": self.code, "params": self.params, "deps": self.deps, "env": self.env}

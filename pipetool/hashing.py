@@ -86,20 +86,24 @@ class Hasher:
     cache: StatCache | None = None
     _memo: dict[str, str | None] = field(default_factory=dict)
     _glob_memo: dict[str, str | None] = field(default_factory=dict)
+    _spelled: dict[str, str | None] = field(default_factory=dict)  # digest() by its argument
     _now_ns: int = field(default_factory=time.time_ns)
 
+    def __post_init__(self) -> None:
+        self._prefix = os.path.join(self.root, "")
+
     def _abs(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
+        return self._prefix + rel
 
     def forget(self, rel: str) -> None:
         """Drop memoized digests at or below `rel` (it is about to be rewritten)."""
-        memo = self._memo
         key = rel.rstrip("/")
-        memo.pop(key, None)
-        if memo.pop(key + "/", None) is not None or rel.endswith("/"):
-            prefix = key + "/"
-            for k in [k for k in memo if k.startswith(prefix)]:
-                del memo[k]
+        for memo in (self._memo, self._spelled):
+            memo.pop(key, None)
+            if memo.pop(key + "/", None) is not None or rel.endswith("/"):
+                prefix = key + "/"
+                for k in [k for k in memo if k.startswith(prefix)]:
+                    del memo[k]
         self._glob_memo.clear()  # a glob may match what is rewritten
 
     def file_digest(self, rel: str, st: os.stat_result | None = None) -> str | None:
@@ -117,16 +121,16 @@ class Hasher:
         digest = None
         cache = self.cache
         if cache is not None:
-            entry = cache.get(rel)
+            entry = cache.get(rel)  # (size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest)
             if (
                 entry is not None
-                and entry.size == st.st_size
-                and entry.mtime_ns == st.st_mtime_ns
-                and entry.ctime_ns == st.st_ctime_ns
-                and entry.inode == st.st_ino
-                and st.st_ctime_ns + racy_window_ns(st.st_ctime_ns) < entry.hashed_at_ns
+                and entry[0] == st.st_size
+                and entry[1] == st.st_mtime_ns
+                and entry[2] == st.st_ctime_ns
+                and entry[3] == st.st_ino
+                and st.st_ctime_ns + racy_window_ns(st.st_ctime_ns) < entry[4]
             ):
-                digest = entry.digest
+                digest = entry[5]
         if digest is None:
             hashed_at = time.time_ns()
             digest = hash_file_contents(self._abs(rel), st.st_size)
@@ -222,6 +226,10 @@ class Hasher:
 
     def digest(self, rel: str) -> str | None:
         """Digest of a dep or out spelled as in pipeline.yaml (file, dir/ or glob)."""
+        spelled = self._spelled
+        if rel in spelled:
+            return spelled[rel]
         if is_glob(rel):
             return self.glob_digest(rel)
-        return self.path_digest(rel)
+        d = spelled[rel] = self.path_digest(rel)
+        return d

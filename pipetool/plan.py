@@ -120,7 +120,12 @@ def decide(
         reasons.append("never built")
     else:
         if trace.fingerprint != record.fingerprint:
-            reasons.extend(explain_trace(trace, record.trace_dict(), volatile))
+            why = explain_trace(trace, record.trace_dict(), volatile)
+            if not why and not upstream_not_fresh:
+                # Nothing named differs (a record from another pipetool version, or a
+                # lock entry without its trace): the fingerprint alone decides.
+                why = ["fingerprint changed"]
+            reasons.extend(why)
         for out, digest in outs_now.items():
             if digest is None:
                 reasons.append(f"out missing: {out}")

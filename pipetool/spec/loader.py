@@ -25,6 +25,7 @@ from .paths import normalize
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
+CACHE_FORMAT = "2"  # bump when what the cache files hold changes
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -62,59 +63,70 @@ class _Locator:
 
 @dataclass
 class _SpecCache:
-    """`.pipetool/spec.cache`: the validated document, keyed by the file's bytes, and the
-    targets built from it, keyed by the effective params: a no-op skips YAML, the schema
+    """`.pipetool/spec.cache`: the validated file's top level, keyed by the file's bytes,
+    and the targets built from it, keyed by the effective params; the whole document
+    (needed only to build targets anew) in a second file. A no-op skips YAML, the schema
     and path checks alike. Best effort: an unreadable cache is rebuilt, never trusted."""
 
     path: str
     doc_key: str = ""
-    doc: Any = None
+    head: dict[str, Any] | None = None  # the document without its targets
     model_key: str = ""
     targets: dict[str, Target] | None = None
     derived: dict[str, Any] | None = None  # things computed from the targets (the graph)
 
     def read(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                saved = pickle.load(f)
-            if isinstance(saved, tuple) and len(saved) == 5:
-                self.doc_key, self.doc, self.model_key, self.targets, self.derived = saved
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
-            pass
+        saved = _unpickle(self.path)
+        if isinstance(saved, tuple) and len(saved) == 5:
+            self.doc_key, self.head, self.model_key, self.targets, self.derived = saved
 
-    def write(self) -> None:
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                pickle.dump((self.doc_key, self.doc, self.model_key, self.targets, self.derived), f,
-                            protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+    def read_doc(self) -> dict | None:
+        saved = _unpickle(self.path + ".doc")
+        if isinstance(saved, tuple) and len(saved) == 2 and saved[0] == self.doc_key:
+            return saved[1]
+        return None
+
+    def write(self, doc: dict | None = None) -> None:
+        if doc is not None:
+            _pickle(self.path + ".doc", (self.doc_key, doc))
+        _pickle(self.path, (self.doc_key, self.head, self.model_key, self.targets, self.derived))
 
 
-def _read_document(path: str, shown: str, root: str, cache: _SpecCache) -> tuple[dict, _Locator]:
+def _unpickle(path: str) -> Any:
     try:
         with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+        return None
+
+
+def _pickle(path: str, value: Any) -> None:
+    """Best effort: a read-only project only loses the shortcut."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _doc_key(data: bytes, root: str) -> str:
     from .validate import schema_bytes
 
     # The model's shape is in the key too, so a pickled Target never outlives its class.
     shape = ",".join(f.name for f in fields(Target))
-    key = hash_strings([__version__, shape, root, hash_bytes(schema_bytes()), hash_bytes(data)])
-    cache.read()
-    if cache.doc_key == key:
-        return cache.doc, _Locator(data, shown)
+    return hash_strings([CACHE_FORMAT, __version__, shape, root, hash_bytes(schema_bytes()), hash_bytes(data)])
+
+
+def _parse_document(data: bytes, shown: str) -> tuple[dict, _Locator]:
     from .validate import validate_document
     from .yamlread import parse_yaml
 
     doc, marks = parse_yaml(data, shown)
     locator = _Locator(data, shown, marks)
     validate_document(doc, locator)
-    cache.doc_key, cache.doc, cache.model_key, cache.targets, cache.derived = key, doc, "", None, None
     return doc, locator
 
 
@@ -127,19 +139,37 @@ def load(
     path = find_pipeline_file(file, cwd)
     root = os.path.dirname(path)
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
     cache = _SpecCache(os.path.join(root, ".pipetool", CACHE_NAME))
-    doc, locate = _read_document(path, shown, root, cache)
+    cache.read()
+    key = _doc_key(data, root)
+    doc: dict | None = None
+    locate = _Locator(data, shown)
+    if cache.doc_key != key or cache.head is None:
+        doc, locate = _parse_document(data, shown)
+        cache.doc_key, cache.head = key, {k: v for k, v in doc.items() if k != "targets"}
+        cache.model_key, cache.targets, cache.derived = "", None, None
 
-    params = _effective_params(doc, root, locate)
+    params = _effective_params(cache.head, root, locate)
     params = apply_overrides(params, dict(overrides or {}))
 
     model_key = hash_strings([json.dumps(params, sort_keys=True, default=str)])
     if cache.model_key == model_key and cache.targets is not None:
         targets = cache.targets
     else:
+        new_doc = doc is not None
+        if doc is None:
+            doc = cache.read_doc()
+        if doc is None:
+            doc, locate = _parse_document(data, shown)
+            new_doc = True
         targets = {name: _target(name, raw, params, root, locate) for name, raw in doc["targets"].items()}
         cache.model_key, cache.targets, cache.derived = model_key, targets, {}
-        cache.write()
+        cache.write(doc if new_doc else None)
     return Pipeline(
         root=root,
         file=path,

@@ -22,6 +22,9 @@ class StatEntry(NamedTuple):
     digest: str
 
 
+_make = StatEntry._make
+
+
 @dataclass
 class StatCache:
     conn: sqlite3.Connection | None
@@ -29,18 +32,19 @@ class StatCache:
     _dirty: dict[str, StatEntry] | None = None
 
     def _load(self) -> dict[str, StatEntry]:
-        rows: dict[str, StatEntry] = {}
+        rows: dict = {}
         if self.conn is not None:
-            for path, size, mtime, ctime, ino, at, digest in self.conn.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest FROM stat"
-            ):
-                rows[path] = StatEntry(size, mtime, ctime, ino, at, digest)
+            # Plain tuples (same field order as StatEntry): building thousands of named
+            # tuples would cost more than the query.
+            rows = {r[0]: r[1:] for r in self.conn.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest FROM stat")}
         self._rows = rows
         return rows
 
     def get(self, path: str) -> StatEntry | None:
         rows = self._rows if self._rows is not None else self._load()
-        return rows.get(path)
+        row = rows.get(path)
+        return None if row is None else _make(row)
 
     def put(self, path: str, entry: StatEntry) -> None:
         rows = self._rows if self._rows is not None else self._load()

@@ -286,3 +286,14 @@ def test_a_fingerprint_covers_code_params_deps_and_env():
     assert len(fps) == 5
     assert BASE.fingerprint == trace(params=dict(reversed(list(BASE.params.items()))), deps=BASE.deps,
                                      env=BASE.env).fingerprint  # key order does not matter
+
+
+def test_a_fingerprint_that_differs_with_no_named_difference_is_still_stale():
+    # e.g. a record written by another pipetool version: the fingerprint alone decides
+    stale_record = Record("not-" + BASE.fingerprint, dict(OUTS), BASE.to_dict())
+    assert decide(BASE, OUTS, stale_record) == Verdict(STALE, ("fingerprint changed",))
+
+
+def test_a_lock_entry_without_its_trace_is_judged_by_the_fingerprint_alone():
+    assert decide(BASE, OUTS, Record(BASE.fingerprint, dict(OUTS), None)).state == FRESH
+    assert decide(BASE, OUTS, Record("other", dict(OUTS), None)).reasons == ("fingerprint changed",)
