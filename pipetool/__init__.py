@@ -15,6 +15,10 @@ def __getattr__(name: str):
         from .errors import PipetoolError
 
         return PipetoolError
+    if name == "RunResult":
+        from .runflow import RunResult
+
+        return RunResult
     if name in __all__:
         from . import api
 

@@ -46,6 +46,15 @@ def hash_bytes(data: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
+def listing_digest(listing: dict[str, str]) -> str:
+    """A folder's digest from its listing (relative path -> digest), in path order."""
+    h = xxhash.xxh3_128(b"dir\0")
+    for sub in sorted(listing):
+        h.update(sub.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(listing[sub].encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
 def hash_strings(parts: Iterable[str]) -> str:
     """Order-sensitive hash of a sequence of strings (NUL-separated)."""
     h = xxhash.xxh3_128()
@@ -188,20 +197,24 @@ class Hasher:
         out.sort(key=lambda x: x[0])
         return out
 
-    def _dir_digest(self, key: str) -> str:
-        h = xxhash.xxh3_128(b"dir\0")
-        n = len(key) + 1
-        for rel, st in self._dir_entries(key):
-            h.update(rel[n:].encode("utf-8", "surrogateescape") + b"\0")
-            if st is None:  # counted by what the link says, so changing it is a change
+    def dir_listing(self, key: str) -> dict[str, str]:
+        """Relative path -> digest of every file below a folder; an entry that is not a
+        readable file (a broken link, a link loop, a pipe) maps to "link:TARGET" or
+        "special", so changing it is a change too."""
+        listing: dict[str, str] = {}
+        n = len(key.rstrip("/")) + 1
+        for rel, st in self._dir_entries(key.rstrip("/")):
+            if st is None:
                 try:
-                    what = "link:" + os.readlink(self._abs(rel))
+                    listing[rel[n:]] = "link:" + os.readlink(self._abs(rel))
                 except OSError:
-                    what = "special"
-                h.update(what.encode("utf-8", "surrogateescape") + b"\0")
+                    listing[rel[n:]] = "special"
             else:
-                h.update((self.file_digest(rel, st) or "").encode() + b"\0")
-        return h.hexdigest()
+                listing[rel[n:]] = self.file_digest(rel, st) or ""
+        return listing
+
+    def _dir_digest(self, key: str) -> str:
+        return listing_digest(self.dir_listing(key))
 
     def glob_paths(self, pattern: str) -> list[str]:
         root = self.root

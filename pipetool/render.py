@@ -62,6 +62,10 @@ class TerminalReporter:
         self.counts["built"] += 1
         self._say(f"{self._sym('✔', 'ok')} {name}  {result.duration_s:.2f}s")
 
+    def restored(self, name: str, reason: str) -> None:
+        self.counts["restored"] = self.counts.get("restored", 0) + 1
+        self._say(f"{self._sym('↺', '<')} {name}  ({reason})")
+
     def failed(self, name: str, message: str, log_tail: str, log_path: str) -> None:
         self.counts["failed"] += 1
         self._say(f"{self._sym('✘', 'FAILED')} {name} failed: {message}")

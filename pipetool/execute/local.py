@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from .commands import CommandRunner, Spawn, signal_group

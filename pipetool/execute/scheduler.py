@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Protocol
 
 from ..fingerprint import Trace, observe, observe_outs
 from ..graph import Graph
@@ -20,7 +19,7 @@ from ..plan import FRESH, Record, decide
 from ..spec.model import Pipeline, Target
 from .jobs import Executor, Job, Outcome
 
-BUILT, SKIPPED, FAILED, NOT_RUN = "built", "skipped", "failed", "not-run"
+BUILT, RESTORED, SKIPPED, FAILED, NOT_RUN = "built", "restored", "skipped", "failed", "not-run"
 
 
 @dataclass
@@ -42,12 +41,22 @@ class RunOptions:
     params_file: str = ""
 
 
-class Reporter:
+class Reporter(Protocol):
     """What the scheduler tells the user; see render.py for the terminal one."""
 
     def started(self, name: str, reasons: tuple[str, ...]) -> None: ...
     def finished(self, name: str, result: TargetResult) -> None: ...
+    def restored(self, name: str, reason: str) -> None: ...
     def failed(self, name: str, message: str, log_tail: str, log_path: str) -> None: ...
+
+
+class RunHooks(Protocol):
+    """What a run does around the scheduler: record, restore from the run cache, run."""
+
+    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None: ...
+    def restore(self, target: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]: ...
+    def make_executor(self) -> Executor: ...
+    def job_kwargs(self, target: Target) -> tuple[dict, tuple]: ...
 
 
 def run_targets(
@@ -56,11 +65,9 @@ def run_targets(
     selected: list[str],
     hasher: Hasher,
     records: dict[str, Record],
-    record: Callable[[str, Trace, dict], None],
-    make_executor: Callable[[], Executor],
+    hooks: RunHooks,
     reporter: Reporter,
     opts: RunOptions,
-    job_kwargs: Callable[[Target], tuple[dict, tuple]],
     results: dict[str, TargetResult],
 ) -> None:
     """Run what is stale among `selected` (a topological order), filling `results`.
@@ -68,8 +75,7 @@ def run_targets(
     On KeyboardInterrupt, running children are terminated, `results` shows what
     finished (the running ones as failed, the rest not-run), and the interrupt propagates.
     """
-    _Scheduler(p, g, selected, hasher, records, record, make_executor, reporter, opts,
-               job_kwargs, results).run()
+    _Scheduler(p, g, selected, hasher, records, hooks, reporter, opts, results).run()
 
 
 class _Scheduler:
@@ -77,11 +83,10 @@ class _Scheduler:
     (decided stale, outs cleared) -> running -> done. Judging ahead while the slots are
     full means a freed slot is refilled at once."""
 
-    def __init__(self, p, g, selected, hasher, records, record, make_executor, reporter, opts,
-                 job_kwargs, results):
+    def __init__(self, p, g, selected, hasher, records, hooks, reporter, opts, results):
         self.p, self.g, self.selected, self.hasher = p, g, selected, hasher
-        self.records, self.record, self.make_executor = records, record, make_executor
-        self.reporter, self.opts, self.job_kwargs, self.results = reporter, opts, job_kwargs, results
+        self.records, self.hooks = records, hooks
+        self.reporter, self.opts, self.results = reporter, opts, results
         self.chosen = set(selected)
         self.waiting = {n: sum(1 for u in g.upstream[n] if u in self.chosen) for n in selected}
         self.ready = deque(n for n in selected if self.waiting[n] == 0)
@@ -145,11 +150,25 @@ class _Scheduler:
 
     def _launch(self, name: str, reasons: tuple[str, ...]) -> None:
         t = self.p.targets[name]
+        trace = self.traces[name]
+        if name not in self.opts.forced and not t.always:
+            outs, why = self.hooks.restore(t, trace)
+            if outs is not None:
+                for o in t.outs:
+                    self.hasher.forget(o)
+                res = TargetResult(RESTORED, why, 0.0, trace.fingerprint, dict(outs))
+                self.results[name] = res
+                self.hooks.record(name, trace, outs, res)
+                self.reporter.restored(name, why)
+                self._complete(name)
+                return
+            if why:  # an entry was there but could not be used: say so, then build
+                reasons = reasons + (why,)
         self.reporter.started(name, reasons)
         _prepare_outs(self.p.root, t, self.hasher)
         if self.executor is None:
-            self.executor = self.make_executor()
-        self.executor.submit(_job(self.p, t, self.opts, self.job_kwargs))
+            self.executor = self.hooks.make_executor()
+        self.executor.submit(_job(self.p, t, self.opts, self.hooks.job_kwargs))
         self.running.add(name)
         self.results[name] = TargetResult("running", "; ".join(reasons), 0.0, self.traces[name].fingerprint)
 
@@ -168,12 +187,13 @@ class _Scheduler:
                 ok, message = False, f"did not write its out {missing[0]}" + (
                     f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
         if ok:
-            self.record(name, self.traces[name], outs)
             res.action, res.outs = BUILT, outs
+            self.hooks.record(name, self.traces[name], outs, res)
             self.reporter.finished(name, res)
             self._complete(name)
             return
         res.action, res.reason = FAILED, message
+        self.hooks.record(name, self.traces[name], {}, res)
         self.reporter.failed(name, message, _tail(self.opts, name), _log_path(self.opts, name))
         for d in sorted(self.g.closure_down([name]) - {name}):
             if d in self.chosen and d not in self.results:

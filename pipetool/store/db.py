@@ -10,7 +10,7 @@ import sqlite3
 
 from ..errors import StateError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STATE_DIR = ".pipetool"
 DB_NAME = "state.db"
 
@@ -24,7 +24,14 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, parent TEXT, status TEXT NOT NULL, started_at TEXT NOT NULL,
-    finished_at TEXT, pid INTEGER, argv TEXT);
+    finished_at TEXT, pid INTEGER, argv TEXT, params TEXT, overrides TEXT, metrics TEXT,
+    changed TEXT, kind TEXT);
+CREATE TABLE IF NOT EXISTS run_targets (
+    run_id TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, fingerprint TEXT,
+    reason TEXT, duration_s REAL, outs TEXT, PRIMARY KEY (run_id, target));
+CREATE TABLE IF NOT EXISTS run_cache (
+    fingerprint TEXT PRIMARY KEY, target TEXT NOT NULL, outs TEXT NOT NULL,
+    dirs TEXT NOT NULL, trace TEXT NOT NULL, run_id TEXT, created_at REAL);
 """
 
 

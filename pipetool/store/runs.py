@@ -1,18 +1,135 @@
-"""The run index: one row per run (id, parent, status, times, argv) in the SQLite store."""
+"""The run index and run manifests (SPEC §5).
+
+Each run is a row in `runs` plus one row per target in `run_targets`, each written in its
+own short transaction as the target finishes: that is the journal a SIGKILL cannot undo.
+`.pipetool/runs/ID/manifest.json` is the same manifest as a file, written atomically at
+the start and at the end of the run; `show` and `runs` read the index, so a missing or
+corrupt file costs nothing but a warning.
+"""
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+from typing import Any, Iterable
 
+from ..errors import UsageError
 from .statcache import with_tx
 
-
-def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[str], at: str) -> None:
-    row = (run_id, parent, "running", at, None, os.getpid(), json.dumps(list(argv)))
-    with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?)", row))
+MIN_PREFIX = 4
 
 
-def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str) -> None:
+def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[str], at: str,
+          params: dict[str, Any], overrides: dict[str, Any], changed: list[str], kind: str) -> None:
+    row = (run_id, parent, "running", at, None, os.getpid(), json.dumps(list(argv)),
+           json.dumps(params, default=str), json.dumps(overrides, default=str), None,
+           json.dumps(changed), kind)
+    with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row))
+
+
+def record_targets(conn: sqlite3.Connection, run_id: str, rows: Iterable[tuple]) -> None:
+    """(target, action, fingerprint, reason, duration_s, outs) rows, in one transaction."""
+    data = [(run_id, t, a, fp, r, d, json.dumps(o, sort_keys=True)) for t, a, fp, r, d, o in rows]
+    if data:
+        with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?)", data))
+
+
+def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str, metrics: dict[str, Any]) -> None:
     with_tx(conn, lambda c: c.execute(
-        "UPDATE runs SET status=?, finished_at=? WHERE id=?", (status, at, run_id)))
+        "UPDATE runs SET status=?, finished_at=?, metrics=? WHERE id=?",
+        (status, at, json.dumps(metrics, default=str), run_id)))
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+COLUMNS = "id, parent, status, started_at, finished_at, pid, argv, params, overrides, metrics, changed, kind"
+
+
+def _summary(row: tuple) -> dict[str, Any]:
+    rid, parent, status, started, finished, pid, argv, params, overrides, metrics, changed, kind = row
+    if status == "running" and not _alive(pid):
+        status = "interrupted"  # its process is gone (SIGKILL, power loss)
+    return {
+        "id": rid, "parent": parent, "status": status, "started_at": started, "finished_at": finished,
+        "argv": json.loads(argv or "[]"), "params": json.loads(params or "{}"),
+        "overrides": json.loads(overrides or "{}"), "metrics": json.loads(metrics or "{}"),
+        "changed": json.loads(changed or "[]"), "kind": kind or "run",
+    }
+
+
+def summaries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every run, oldest first, without per-target detail (what `runs` shows)."""
+    return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs ORDER BY id")]
+
+
+def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    """One run's full manifest, assembled from the index."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no run {run_id}")
+    m = _summary(row)
+    targets: dict[str, Any] = {}
+    for t, action, fp, reason, dur, outs in conn.execute(
+            "SELECT target, action, fingerprint, reason, duration_s, outs FROM run_targets WHERE run_id=? "
+            "ORDER BY rowid", (run_id,)):
+        targets[t] = {"action": action, "fingerprint": fp, "reason": reason, "duration_s": dur,
+                      "outs": json.loads(outs or "{}")}
+    m["targets"] = targets
+    metrics = m.pop("metrics")
+    m.pop("changed")
+    m.pop("kind")
+    m["metrics"] = metrics
+    return m
+
+
+def resolve(conn: sqlite3.Connection | None, ref: str) -> str:
+    """A run id from any unique prefix of at least 4 characters."""
+    ref = ref.strip()
+    if len(ref) < MIN_PREFIX:
+        raise UsageError(f"run id '{ref}' is too short: give at least {MIN_PREFIX} characters")
+    if conn is None:
+        raise UsageError(f"no run {ref}: this project has no recorded runs")
+    found = [r[0] for r in conn.execute("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id",
+                                        (ref, ref + "\uffff"))]
+    if not found:
+        raise UsageError(f"no run matches '{ref}' (see `pipetool runs`)")
+    if len(found) > 1:
+        shown = ", ".join(found[:10]) + (" …" if len(found) > 10 else "")
+        raise UsageError(f"run id '{ref}' is ambiguous: {len(found)} runs match ({shown}); give more characters")
+    return found[0]
+
+
+def manifest_path(root: str, run_id: str) -> str:
+    return os.path.join(root, ".pipetool", "runs", run_id, "manifest.json")
+
+
+def write_manifest_file(root: str, m: dict[str, Any]) -> None:
+    path = manifest_path(root, m["id"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(m, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_manifest_file(root: str, run_id: str) -> dict[str, Any] | None:
+    """The manifest file, or None when it is missing or unreadable."""
+    try:
+        with open(manifest_path(root, run_id), "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("id") == run_id else None

@@ -1,0 +1,265 @@
+"""One run's lifecycle under the project lock: the run row and manifest, the scheduler,
+the content-addressed cache and run cache around it, metrics, the lock file."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
+from .execute.scheduler import (BUILT, FAILED, NOT_RUN, RESTORED, SKIPPED, RunOptions, TargetResult,
+                                run_targets)
+from .fingerprint import Trace
+from .plan import Record
+from .prerun import callable_kwargs
+from .project import Project, ensure_dir
+from .spec.model import Target
+from .store import records as store_records
+from .store import runcache
+from .store import runs as store_runs
+from .store.cache import Cache, CacheMiss
+from .store.db import get_meta, set_meta
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, CI cancellation, `timeout`): stopped like Ctrl-C, exit 143."""
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    status: str  # succeeded | failed | interrupted | dry-run
+    targets: dict[str, TargetResult] = field(default_factory=dict)
+    signal: int = 0  # the signal that interrupted the run, if any
+    parent: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 128 + self.signal if self.signal else EXIT_INTERRUPTED
+        return EXIT_FAILED if self.status == "failed" else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "parent": self.parent, "status": self.status,
+                "targets": {n: asdict(r) for n, r in self.targets.items()}}
+
+
+def new_run_id() -> str:
+    """Time-ordered as plain strings: base36 milliseconds, then 4 random hex digits."""
+    ms = int(time.time() * 1000)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    s = ""
+    while ms:
+        ms, r = divmod(ms, 36)
+        s = digits[r] + s
+    return f"{s.rjust(9, '0')}{secrets.token_hex(2)}"
+
+
+def now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def sigterm_interrupts():
+    """Turn SIGTERM into an interrupt, so running commands are stopped and records kept."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def head(proj: Project) -> str | None:
+    """The run whose outputs the workspace holds (the last run, checkout or branch)."""
+    return get_meta(proj.conn, "head") if proj.conn is not None else None
+
+
+def set_head(proj: Project, run_id: str) -> None:
+    assert proj.conn is not None
+    set_meta(proj.conn, "head", run_id)
+
+
+def param_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """`key: old -> new` for every leaf that differs (what `runs` shows per run)."""
+    from .spec.interpolate import render_value
+
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(param_changes(a, b, path + "."))
+        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            out.append(f"{path}: {render_value(a)} -> {render_value(b)}")
+    return out
+
+
+class _Hooks:
+    """What happens around each target: the record, the cache, the run cache, the journal."""
+
+    def __init__(self, proj: Project, run_id: str, records: dict[str, Record], jobs: int,
+                 log_dir: str, params_file: str):
+        self.proj, self.run_id, self.records, self.jobs = proj, run_id, records, jobs
+        self.log_dir, self.params_file = log_dir, params_file
+        self.cache = Cache(proj.root)
+        self.conn = proj.conn
+        self.changed = False  # did any record change (the lock must be rewritten)
+
+    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None:
+        assert self.conn is not None
+        if result.action in (BUILT, RESTORED):
+            store_records.save_record(self.conn, name, trace.fingerprint, trace.to_dict(), outs, self.run_id)
+            self.records[name] = Record(trace.fingerprint, outs, trace.to_dict())
+            self.changed = True
+            if result.action == BUILT:
+                self._cache_outs(self.proj.pipeline.targets[name], trace, outs)
+        store_runs.record_targets(self.conn, self.run_id, [
+            (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs)])
+
+    def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None]) -> None:
+        """Store a built target's outs, then its run-cache entry (never the other way)."""
+        if not t.cache:
+            return
+        dirs = []
+        try:
+            for out, digest in outs.items():
+                assert digest is not None
+                is_dir = os.path.isdir(os.path.join(self.proj.root, out.rstrip("/")))
+                listing = self.proj.hasher.dir_listing(out) if is_dir else None
+                if is_dir:
+                    dirs.append(out)
+                self.cache.store_out(out, digest, listing)
+        except (CacheMiss, OSError) as exc:
+            print(f"pipetool: warning: {t.name}: outputs not cached: {exc}", file=sys.stderr)
+            return
+        runcache.save(self.conn, runcache.CachedBuild(
+            trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(dirs), trace.to_dict(), self.run_id))
+
+    def restore(self, t: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
+        """The outs of an earlier build with this very fingerprint, put back; else why not."""
+        if not t.cache or self.conn is None:
+            return None, ""
+        entry = runcache.lookup(self.conn, trace.fingerprint)
+        if entry is None or set(entry.outs) != set(t.outs):
+            return None, ""
+        try:
+            for out, digest in entry.outs.items():
+                self.cache.restore_out(out, digest, out in entry.dirs)
+        except CacheMiss as exc:
+            runcache.forget(self.conn, trace.fingerprint)
+            return None, f"cached outputs unusable ({exc.reason}): rebuilding"
+        except OSError as exc:
+            return None, f"cached outputs could not be restored ({exc.strerror}): rebuilding"
+        origin = f"run {entry.run_id}" if entry.run_id else "an earlier run"
+        return dict(entry.outs), f"restored from the cache: built by {origin}"
+
+    def make_executor(self):
+        from .execute.local import LocalExecutor
+
+        # Made when the first target runs: a no-op run leaves no folders behind.
+        ensure_dir(self.log_dir)
+        ensure_dir(os.path.dirname(self.params_file))
+        with open(self.params_file, "w", encoding="utf-8") as f:
+            json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+        return LocalExecutor(self.jobs)
+
+    def job_kwargs(self, t: Target):
+        return callable_kwargs(self.proj.pipeline, t)
+
+
+def read_metrics(root: str, paths) -> dict[str, Any]:
+    """Parse metrics files (JSON, YAML or TOML); an unreadable one is skipped with a note."""
+    from .spec.params import read_params_file
+
+    out: dict[str, Any] = {}
+    for rel in paths:
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path):
+            continue
+        try:
+            out[rel] = read_params_file(path, rel, None)
+        except PipelineError as exc:
+            print(f"pipetool: warning: metrics {rel} not read: {exc.message}", file=sys.stderr)
+    return out
+
+
+def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: str, jobs: int,
+                keep_going: bool, rep, argv: list[str], parent: str | None, kind: str,
+                records: dict[str, Record] | None = None) -> RunResult:
+    """Run `selected` under the project lock and record it as run `run_id`."""
+    p = proj.pipeline
+    conn = proj.conn
+    if conn is None:
+        raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
+    if records is None:
+        records = proj.records()  # read under the lock: another run may just have finished
+    parent_params = {}
+    if parent:
+        try:
+            parent_params = store_runs.manifest(conn, parent)["params"]
+        except PipelineError:
+            parent_params = {}
+    store_runs.start(conn, run_id, parent, argv, now_iso(), p.params, p.overrides,
+                     param_changes(parent_params, p.params) if parent else [], kind)
+    store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
+    sdir = os.path.join(p.root, ".pipetool")
+    hooks = _Hooks(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
+                   os.path.join(sdir, "runs", run_id, "params.json"))
+    opts = RunOptions(jobs=jobs, keep_going=keep_going, forced=forced, run_id=run_id,
+                      log_dir=hooks.log_dir, params_file=hooks.params_file)
+    results: dict[str, TargetResult] = {}
+    status, signum = "succeeded", 0
+    try:
+        run_targets(p, proj.graph, selected, proj.hasher, records, hooks, rep, opts, results)
+        if any(r.action == FAILED for r in results.values()):
+            status = "failed"
+    except Terminated:
+        status, signum = "interrupted", 15
+    except KeyboardInterrupt:
+        status, signum = "interrupted", 2
+    finally:
+        _finish(proj, run_id, status, results, records, hooks.changed)
+    return RunResult(run_id, status, results, signum, parent)
+
+
+def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetResult],
+            records: dict[str, Record], changed: bool) -> None:
+    """Journal what the scheduler did not (skipped, not-run), metrics, the manifest file,
+    the workspace's head run and the lock file."""
+    from .hashing import hash_strings
+    from .store.lockfile import file_digest, write_lock
+
+    p, conn = proj.pipeline, proj.conn
+    assert conn is not None
+    store_runs.record_targets(conn, run_id, [
+        (n, r.action, r.fingerprint or (records[n].fingerprint if n in records else None), r.reason,
+         round(r.duration_s, 3), r.outs or (records[n].outs if n in records and r.action == SKIPPED else {}))
+        for n, r in results.items() if r.action in (SKIPPED, NOT_RUN) or r.action == "running"])
+    metric_files = [m for n, r in results.items() if r.action in (BUILT, RESTORED, SKIPPED)
+                    for m in p.targets[n].metrics]
+    store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files))
+    store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
+    set_head(proj, run_id)
+    # The lock is derived from the records: rewrite it when something was recorded, the
+    # targets changed, or someone else's hand changed the file since we wrote it.
+    names = hash_strings(sorted(p.targets))
+    if changed or get_meta(conn, "lock") != json.dumps([names, file_digest(p.root)]):
+        write_lock(p.root, {n: records[n] for n in p.targets if n in records})
+        set_meta(conn, "lock", json.dumps([names, file_digest(p.root)]))

@@ -1,0 +1,49 @@
+"""The run cache (the constructive trace): fingerprint -> the outputs it produced.
+
+An entry is written only after every object it names is in the content-addressed
+cache, so an entry never points at missing data (unless `gc` removed it since, which
+`lookup` callers learn from a CacheMiss on restore).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .statcache import with_tx
+
+
+@dataclass(frozen=True)
+class CachedBuild:
+    fingerprint: str
+    target: str
+    outs: dict[str, str]  # out path -> digest
+    dirs: tuple[str, ...]  # which outs are folders
+    trace: dict[str, Any]
+    run_id: str | None
+
+
+def lookup(conn: sqlite3.Connection, fingerprint: str) -> CachedBuild | None:
+    row = conn.execute(
+        "SELECT fingerprint, target, outs, dirs, trace, run_id FROM run_cache WHERE fingerprint=?",
+        (fingerprint,)).fetchone()
+    if row is None:
+        return None
+    return CachedBuild(row[0], row[1], json.loads(row[2]), tuple(json.loads(row[3])), json.loads(row[4]), row[5])
+
+
+def save(conn: sqlite3.Connection, build: CachedBuild) -> None:
+    row = (build.fingerprint, build.target, json.dumps(build.outs, sort_keys=True),
+           json.dumps(sorted(build.dirs)), json.dumps(build.trace, sort_keys=True), build.run_id, time.time())
+    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?)", row))
+
+
+def forget(conn: sqlite3.Connection, fingerprint: str) -> None:
+    with_tx(conn, lambda c: c.execute("DELETE FROM run_cache WHERE fingerprint=?", (fingerprint,)))
+
+
+def all_entries(conn: sqlite3.Connection) -> list[CachedBuild]:
+    return [CachedBuild(r[0], r[1], json.loads(r[2]), tuple(json.loads(r[3])), {}, r[4])
+            for r in conn.execute("SELECT fingerprint, target, outs, dirs, run_id FROM run_cache")]
