@@ -45,12 +45,14 @@ class StatusReport:
         return {"targets": {n: {"state": v.state, "reasons": list(v.reasons)} for n, v in self.targets.items()}}
 
 
-def _verdicts(proj: Project, selected: list[str], forced: frozenset = frozenset()) -> dict[str, Verdict]:
+def _verdicts(proj: Project, selected: list[str], forced: frozenset = frozenset(),
+              records=None) -> dict[str, Verdict]:
     p, h = proj.pipeline, proj.hasher
     traces = {n: observe(p, p.targets[n], h) for n in selected}
     outs = {n: observe_outs(p.targets[n], h) for n in selected}
     always = frozenset(n for n in selected if p.targets[n].always)
-    return plan(selected, proj.graph.upstream, proj.graph.dep_producers, traces, outs, proj.records(),
+    return plan(selected, proj.graph.upstream, proj.graph.dep_producers, traces, outs,
+                proj.records() if records is None else records,
                 always=always, forced=forced)
 
 

@@ -83,6 +83,11 @@ def run(
     result = api_run(targets or (), jobs=jobs, force=force, keep_going=keep_going, dry_run=dry_run,
                      set=set_ or (), file=g.file, cwd=g.cwd, wait=not no_wait, reporter=rep,
                      argv=["pipetool"] + sys.argv[1:])
+    return _finish_run(result, rep, as_json)
+
+
+def _finish_run(result, rep, as_json: bool) -> int:
+    """The closing line of `run` and `branch` (and their --json)."""
     if as_json:
         print(json.dumps(result.to_json(), indent=2, sort_keys=True))
     counts: dict[str, int] = {}
@@ -90,12 +95,12 @@ def run(
         counts[r.action] = counts.get(r.action, 0) + 1
     if result.status == "dry-run":
         n = counts.get("would-run", 0)
-        rep._say(f"dry run: {n} target(s) would run" if n else "nothing to do: all targets up to date")
-    elif counts.get("built", 0) == 0 and result.status == "succeeded":
-        rep._say(f"nothing to do: {counts.get('skipped', 0)} target(s) up to date")
+        rep.say(f"dry run: {n} target(s) would run" if n else "nothing to do: all targets up to date")
+    elif not counts.get("built") and not counts.get("restored") and result.status == "succeeded":
+        rep.say(f"nothing to do: {counts.get('skipped', 0)} target(s) up to date (run {result.run_id})")
     else:
         parts = [f"{v} {k}" for k, v in sorted(counts.items())]
-        rep._say(f"run {result.run_id} {result.status}: {', '.join(parts)}")
+        rep.say(f"run {result.run_id} {result.status}: {', '.join(parts)}")
     return result.exit_code
 
 
@@ -134,6 +139,148 @@ def _print_status(report) -> None:
     else:
         stale, pending = len(report.names("stale")), len(report.names("pending"))
         print(f"{stale} stale, {pending} pending, {fresh} fresh")
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    as_json: bool = JSON,
+) -> int:
+    """Show the run history as a tree: id, time, status, params changed against the
+    parent run, headline metrics.
+
+    Example: pipetool runs --json | jq '.[-1].metrics'
+    """
+    from .experiments import runs as api_runs
+    from .render import render_runs
+
+    g = _g(ctx)
+    if as_json:
+        print(json.dumps(api_runs(file=g.file, cwd=g.cwd, full=True), indent=2, sort_keys=True, default=str))
+    else:
+        sys.stdout.write(render_runs(api_runs(file=g.file, cwd=g.cwd)))
+    return EXIT_OK
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="RUN", help="A run id, or any unique prefix of 4+ characters."),
+    as_json: bool = JSON,
+) -> int:
+    """Print one run's manifest: params, overrides, what each target did and why, metrics.
+
+    Example: pipetool show 0mww5i
+    """
+    from .experiments import show as api_show
+    from .render import render_manifest
+
+    g = _g(ctx)
+    m = api_show(run_id, file=g.file, cwd=g.cwd)
+    if as_json:
+        print(json.dumps(m, indent=2, sort_keys=True, default=str))
+    else:
+        sys.stdout.write(render_manifest(m))
+    return EXIT_OK
+
+
+@app.command()
+def branch(
+    ctx: typer.Context,
+    from_run: str = typer.Option(..., "--from", metavar="RUN", help="The run to branch from."),
+    targets: Optional[List[str]] = TARGETS,
+    jobs: int = typer.Option(os.cpu_count() or 1, "-j", "--jobs", min=1, help="Targets run at once."),
+    set_: Optional[List[str]] = SET,
+    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing."),
+    force: bool = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh."),
+    keep_going: bool = typer.Option(False, "-k", "--keep-going",
+                                    help="After a failure, go on with what does not depend on it."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+    as_json: bool = JSON,
+) -> int:
+    """Start a new run from RUN: put its outputs back, take its params with the -S
+    overrides applied, and run what is stale against that. The new run's parent is RUN;
+    branching from a failed run reruns only what did not succeed.
+
+    Example: pipetool branch --from 0mww5i -S train.lr=0.1
+    """
+    from .experiments import branch as api_branch
+    from .render import TerminalReporter
+
+    g = _g(ctx)
+    rep = TerminalReporter(sys.stderr)
+    result = api_branch(from_run, targets or (), set=set_ or (), jobs=jobs, keep_going=keep_going,
+                        dry_run=dry_run, force=force, file=g.file, cwd=g.cwd, wait=not no_wait,
+                        reporter=rep, argv=["pipetool"] + sys.argv[1:])
+    return _finish_run(result, rep, as_json)
+
+
+@app.command()
+def checkout(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., metavar="RUN", help="A run id, or any unique prefix of 4+ characters."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+) -> int:
+    """Put RUN's outputs (and its records) back into the workspace from the cache; run nothing.
+
+    Example: pipetool checkout 0mww5i && pipetool status
+    """
+    from .experiments import checkout as api_checkout
+    from .render import TerminalReporter
+
+    g = _g(ctx)
+    pb = api_checkout(run_id, file=g.file, cwd=g.cwd, wait=not no_wait, reporter=TerminalReporter(sys.stderr))
+    print(f"checked out run {pb.run_id}: {len(pb.restored)} target(s) restored, "
+          f"{len(pb.unchanged)} already in place, {len(pb.missing)} not in the cache")
+    return EXIT_OK
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    left: str = typer.Argument(..., metavar="RUN", help="The left side."),
+    right: Optional[str] = typer.Argument(None, metavar="[RUN]", help="The right side (default: the workspace)."),
+    as_json: bool = JSON,
+) -> int:
+    """Compare two runs (or a run and the workspace): params that differ, metrics side
+    by side with deltas.
+
+    Example: pipetool diff 0mww5i 0mww6k --json
+    """
+    from .experiments import diff as api_diff
+    from .render import render_diff
+
+    g = _g(ctx)
+    d = api_diff(left, right, file=g.file, cwd=g.cwd)
+    if as_json:
+        print(json.dumps(d, indent=2, sort_keys=True, default=str))
+    else:
+        sys.stdout.write(render_diff(d, left, right or "workspace"))
+    return EXIT_OK
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    keep_last: int = typer.Option(10, "--keep-last", min=0, metavar="N", help="Keep what the last N runs refer to."),
+    keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="RUN", help="Also keep this run's outputs (repeatable)."),
+    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Say what would be removed; remove nothing."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+) -> int:
+    """Remove cache objects that no kept run and not the workspace refer to.
+
+    Example: pipetool gc --keep-last 5 --keep 0mww5i -n
+    """
+    from .experiments import gc as api_gc
+    from .render import TerminalReporter, human_bytes
+
+    g = _g(ctx)
+    r = api_gc(keep_last=keep_last, keep=keep or (), dry_run=dry_run, file=g.file, cwd=g.cwd,
+               wait=not no_wait, reporter=TerminalReporter(sys.stderr))
+    verb = "would remove" if r.dry_run else "removed"
+    print(f"{verb} {r.removed} object(s), {human_bytes(r.freed_bytes)}; kept {r.kept} "
+          f"(referenced by {len(r.kept_runs)} run(s) and the workspace)")
+    return EXIT_OK
 
 
 @app.command()

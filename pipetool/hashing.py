@@ -115,6 +115,13 @@ class Hasher:
                     del memo[k]
         self._glob_memo.clear()  # a glob may match what is rewritten
 
+    def assume(self, rel: str, digest: str | None) -> None:
+        """Answer `digest` for `rel` from now on, whatever is on disk (a dry run of a
+        branch judges against the outputs the branched run had)."""
+        self._memo[rel.rstrip("/")] = digest
+        self._memo[rel.rstrip("/") + "/"] = digest
+        self._spelled[rel] = digest
+
     def file_digest(self, rel: str, st: os.stat_result | None = None) -> str | None:
         """Digest of one regular file, or None when it does not exist."""
         memo = self._memo

@@ -48,9 +48,10 @@ class Project:
 
 
 def open_project(
-    file: str | None = None, cwd: str | None = None, overrides: dict[str, Any] | None = None
+    file: str | None = None, cwd: str | None = None, overrides: dict[str, Any] | None = None,
+    base_params: dict[str, Any] | None = None,
 ) -> Project:
-    p = load(file, cwd, overrides)
+    p = load(file, cwd, overrides, base_params)
     g = p.derived("graph", lambda: build_graph(p))
     try:
         conn = open_db(p.root, create=True)

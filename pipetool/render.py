@@ -45,8 +45,10 @@ class TerminalReporter:
         self.fancy = "utf" in enc
         self.counts = {"built": 0, "failed": 0}
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+
+    _say = say
 
     def _sym(self, fancy: str, plain: str) -> str:
         return fancy if self.fancy else plain
@@ -77,3 +79,93 @@ class TerminalReporter:
 
     def dry_run(self, name: str, verdict) -> None:
         self._say(f"would run {name}  ({'; '.join(verdict.reasons)})")
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def headline(metrics: dict, limit: int = 3) -> str:
+    """The first few numeric metrics, `acc=0.93 loss=0.21`."""
+    out: list[str] = []
+
+    def walk(prefix: str, value) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(f"{prefix}={value:.4g}" if isinstance(value, float) else f"{prefix}={value}")
+
+    for content in metrics.values():
+        walk("", content)
+    return " ".join(out[:limit])
+
+
+def render_runs(runs: list[dict]) -> str:
+    """The history as a tree by parent, oldest first."""
+    if not runs:
+        return "no runs yet\n"
+    ids = {r["id"] for r in runs}
+    children: dict[str | None, list[dict]] = {}
+    for r in runs:
+        children.setdefault(r["parent"] if r["parent"] in ids else None, []).append(r)
+    lines: list[str] = []
+
+    def line(r: dict, indent: str, branch: str) -> None:
+        when = (r["started_at"] or "").replace("T", " ")[:16]
+        changed = ", ".join(r["changed"][:3]) + (" …" if len(r["changed"]) > 3 else "")
+        kind = "branch " if r.get("kind") == "branch" else ""
+        parts = [f"{indent}{branch}{r['id']}", when, f"{kind}{r['status']}"]
+        if changed:
+            parts.append(changed)
+        metrics = headline(r["metrics"])
+        if metrics:
+            parts.append(metrics)
+        lines.append("  ".join(parts))
+
+    stack: list[tuple[dict, str, str, str]] = [(r, "", "", "") for r in reversed(children.get(None, []))]
+    while stack:
+        r, indent, branch, child_indent = stack.pop()
+        line(r, indent, branch)
+        kids = children.get(r["id"], [])
+        for i, k in reversed(list(enumerate(kids))):
+            last = i == len(kids) - 1
+            stack.append((k, child_indent, "└─ " if last else "├─ ", child_indent + ("   " if last else "│  ")))
+    return "\n".join(lines) + "\n"
+
+
+def render_manifest(m: dict) -> str:
+    lines = [f"run {m['id']}  {m['status']}  parent {m['parent'] or '-'}",
+             f"started {m['started_at']}  finished {m['finished_at'] or '-'}",
+             f"argv: {' '.join(m['argv'])}"]
+    if m["overrides"]:
+        lines.append("overrides: " + ", ".join(f"{k}={v}" for k, v in m["overrides"].items()))
+    width = max((len(n) for n in m["targets"]), default=0)
+    for n, t in m["targets"].items():
+        dur = f"{t['duration_s']:.2f}s" if t.get("duration_s") else ""
+        lines.append(f"  {t['action']:<9} {n.ljust(width)}  {dur:>7}  {t.get('reason') or ''}".rstrip())
+    for f, content in m["metrics"].items():
+        lines.append(f"metrics {f}: {json.dumps(content, sort_keys=True)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_diff(d: dict, left: str, right: str) -> str:
+    lines: list[str] = []
+    if d["params"]:
+        lines.append(f"params ({left} -> {right}):")
+        for k, (a, b) in d["params"].items():
+            lines.append(f"  {k}: {json.dumps(a)} -> {json.dumps(b)}")
+    for f, rows in d["metrics"].items():
+        lines.append(f"metrics {f} ({left} -> {right}):")
+        for k, (a, b, delta) in rows.items():
+            dd = f"  ({delta:+.4g})" if isinstance(delta, (int, float)) else ""
+            lines.append(f"  {k}: {json.dumps(a)} -> {json.dumps(b)}{dd}")
+    if not lines:
+        lines.append("no differences in params or metrics")
+    return "\n".join(lines) + "\n"

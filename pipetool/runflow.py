@@ -243,9 +243,6 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
             records: dict[str, Record], changed: bool) -> None:
     """Journal what the scheduler did not (skipped, not-run), metrics, the manifest file,
     the workspace's head run and the lock file."""
-    from .hashing import hash_strings
-    from .store.lockfile import file_digest, write_lock
-
     p, conn = proj.pipeline, proj.conn
     assert conn is not None
     store_runs.record_targets(conn, run_id, [
@@ -257,8 +254,17 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
     store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files))
     store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
     set_head(proj, run_id)
-    # The lock is derived from the records: rewrite it when something was recorded, the
-    # targets changed, or someone else's hand changed the file since we wrote it.
+    rewrite_lock(proj, records, changed)
+
+
+def rewrite_lock(proj: Project, records: dict[str, Record], changed: bool) -> None:
+    """The lock is derived from the records: rewrite it when something was recorded, the
+    targets changed, or someone else's hand changed the file since we wrote it."""
+    from .hashing import hash_strings
+    from .store.lockfile import file_digest, write_lock
+
+    p, conn = proj.pipeline, proj.conn
+    assert conn is not None
     names = hash_strings(sorted(p.targets))
     if changed or get_meta(conn, "lock") != json.dumps([names, file_digest(p.root)]):
         write_lock(p.root, {n: records[n] for n in p.targets if n in records})

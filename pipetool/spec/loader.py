@@ -134,8 +134,10 @@ def load(
     file: str | None = None,
     cwd: str | None = None,
     overrides: dict[str, Any] | None = None,
+    base_params: dict[str, Any] | None = None,
 ) -> Pipeline:
-    """Load and validate a pipeline; `overrides` are `-S` values keyed by dotted path."""
+    """Load and validate a pipeline; `overrides` are `-S` values keyed by dotted path.
+    `base_params` (a recorded run's params, for `branch`) win over the file's own."""
     path = find_pipeline_file(file, cwd)
     root = os.path.dirname(path)
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
@@ -155,6 +157,8 @@ def load(
         cache.model_key, cache.targets, cache.derived = "", None, None
 
     params = _effective_params(cache.head, root, locate)
+    if base_params is not None:
+        params = deep_merge(params, base_params)
     params = apply_overrides(params, dict(overrides or {}))
 
     model_key = hash_strings([json.dumps(params, sort_keys=True, default=str)])

@@ -137,6 +137,23 @@ class Cache:
             raise CacheMiss(f"cache object {digest[:12]} is corrupt (removed)")
         return json.loads(data.decode("utf-8"))
 
+    def peek_listing(self, digest: str, size: int) -> dict[str, str] | None:
+        """The listing stored under `digest` if that object is a folder listing, else None
+        (never removes anything: for housekeeping, which looks at every kind of object)."""
+        if not size or size > 64 * 1024 * 1024:
+            return None
+        try:
+            with open(self.path_of(digest), "rb") as f:
+                if f.read(1) != b"{":
+                    return None
+                f.seek(0)
+                data = f.read()
+            if _dir_digest_of(data) == digest:
+                return json.loads(data.decode("utf-8"))
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
+        return None
+
     def restore_file(self, digest: str, dst: str) -> None:
         """Copy an object to `dst` (atomically), verified against its digest."""
         obj = self.path_of(digest)
