@@ -1,26 +1,26 @@
 """pipetool: a content-hash Make for ML and data pipelines.
 
-The Python API is what the CLI calls: `load()`, `status()`, `run()`, `dag()`.
+The Python API is what the CLI calls: `load()`, `status()`, `run()`, `dag()`, and for
+experiments `runs()`, `show()`, `branch()`, `checkout()`, `diff()`, `gc()`.
 Attributes load on first use, so `import pipetool.cli` stays cheap.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "status", "run", "dag", "RunResult", "StatusReport", "PipetoolError"]
+_WHERE = {
+    "load": "api", "status": "api", "run": "api", "dag": "api", "StatusReport": "api",
+    "runs": "experiments", "show": "experiments", "branch": "experiments",
+    "checkout": "experiments", "diff": "experiments", "gc": "experiments",
+    "RunResult": "runflow", "PipetoolError": "errors",
+}
+__all__ = ["__version__", *_WHERE]
 
 
 def __getattr__(name: str):
-    if name == "PipetoolError":
-        from .errors import PipetoolError
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipetool' has no attribute {name!r}")
+    import importlib
 
-        return PipetoolError
-    if name == "RunResult":
-        from .runflow import RunResult
-
-        return RunResult
-    if name in __all__:
-        from . import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'pipetool' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
