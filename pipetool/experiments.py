@@ -77,10 +77,15 @@ def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]
         if name not in proj.pipeline.targets or t.get("action") not in KEPT_ACTIONS or not t.get("fingerprint"):
             continue
         fp, outs = t["fingerprint"], t.get("outs") or {}
+        in_place = all(proj.hasher.digest(o) == d for o, d in outs.items())
+        current = records.get(name)
+        if in_place and current is not None and current.fingerprint == fp and current.outs == outs:
+            result.unchanged.append(name)  # the workspace already holds exactly this
+            continue
         entry = runcache.lookup(conn, fp)
-        trace = entry.trace if entry else (records[name].trace_dict() if name in records
-                                           and records[name].fingerprint == fp else None)
-        if all(proj.hasher.digest(o) == d for o, d in outs.items()):
+        trace = entry.trace if entry else (current.trace_dict() if current is not None
+                                           and current.fingerprint == fp else None)
+        if in_place:
             result.unchanged.append(name)
         elif entry is None or set(entry.outs) != set(outs):
             result.missing[name] = "its outputs are not in the cache"
