@@ -121,6 +121,7 @@ class _Hooks:
         self.cache = Cache(proj.root)
         self.conn = proj.conn
         self.changed = False  # did any record change (the lock must be rewritten)
+        self.journaled: set[str] = set()  # targets with their row in the run's journal
 
     def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None:
         assert self.conn is not None
@@ -132,6 +133,7 @@ class _Hooks:
                 self._cache_outs(self.proj.pipeline.targets[name], trace, outs)
         store_runs.record_targets(self.conn, self.run_id, [
             (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs)])
+        self.journaled.add(name)
 
     def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None]) -> None:
         """Store a built target's outs, then its run-cache entry (never the other way)."""
@@ -235,12 +237,12 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
     except KeyboardInterrupt:
         status, signum = "interrupted", 2
     finally:
-        _finish(proj, run_id, status, results, records, hooks.changed)
+        _finish(proj, run_id, status, results, records, hooks.changed, hooks.journaled)
     return RunResult(run_id, status, results, signum, parent)
 
 
 def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetResult],
-            records: dict[str, Record], changed: bool) -> None:
+            records: dict[str, Record], changed: bool, journaled: set[str]) -> None:
     """Journal what the scheduler did not (skipped, not-run), metrics, the manifest file,
     the workspace's head run and the lock file."""
     p, conn = proj.pipeline, proj.conn
@@ -248,7 +250,7 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
     store_runs.record_targets(conn, run_id, [
         (n, r.action, r.fingerprint or (records[n].fingerprint if n in records else None), r.reason,
          round(r.duration_s, 3), r.outs or (records[n].outs if n in records and r.action == SKIPPED else {}))
-        for n, r in results.items() if r.action in (SKIPPED, NOT_RUN) or r.action == "running"])
+        for n, r in results.items() if n not in journaled])
     metric_files = [m for n, r in results.items() if r.action in (BUILT, RESTORED, SKIPPED)
                     for m in p.targets[n].metrics]
     store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files))
