@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
-from .execute.scheduler import (BUILT, FAILED, NOT_RUN, RESTORED, SKIPPED, RunOptions, TargetResult,
+from .execute.scheduler import (BUILT, FAILED, RESTORED, SKIPPED, RunOptions, TargetResult,
                                 run_targets)
 from .fingerprint import Trace
 from .plan import Record
