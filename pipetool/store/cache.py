@@ -30,14 +30,20 @@ class CacheMiss(Exception):
         self.reason = reason
 
 
+_reflink_works = True  # until a filesystem says otherwise
+
+
 def copy_file(src: str, dst: str) -> None:
     """Copy bytes: reflink if possible, else copy_file_range, else a plain copy."""
+    global _reflink_works
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        try:
-            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
-            return
-        except OSError:
-            pass
+        if _reflink_works:
+            try:
+                fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS):
+                    _reflink_works = False
         size = os.fstat(fin.fileno()).st_size
         try:
             copied = 0
@@ -89,11 +95,8 @@ class Cache:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = f"{dst}.{os.getpid()}.tmp"
         copy_file(src, tmp)
-        # The copy is checked, so a file changed while it was copied is not stored
-        # under the wrong name.
-        if file_hash(tmp) != digest:
-            os.unlink(tmp)
-            raise CacheMiss(f"{os.path.relpath(src, self.root)} changed while it was being stored")
+        # Not re-hashed here: a file changed between its hashing and this copy would sit
+        # under the wrong name, and that is caught where it matters, on restore.
         os.chmod(tmp, 0o444)
         os.replace(tmp, dst)
         return os.path.getsize(dst)
