@@ -95,8 +95,11 @@ class Cache:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = f"{dst}.{os.getpid()}.tmp"
         copy_file(src, tmp)
-        # Not re-hashed here: a file changed between its hashing and this copy would sit
-        # under the wrong name, and that is caught where it matters, on restore.
+        # The copy is checked, so a file changed between its hashing and this copy is
+        # never stored under the wrong name (nor later pushed anywhere under it).
+        if file_hash(tmp) != digest:
+            os.unlink(tmp)
+            raise CacheMiss(f"{os.path.relpath(src, self.root)} changed while it was being stored")
         os.chmod(tmp, 0o444)
         os.replace(tmp, dst)
         return os.path.getsize(dst)
