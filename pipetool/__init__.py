@@ -12,7 +12,7 @@ _WHERE = {
     "load": "api", "status": "api", "run": "api", "dag": "api", "StatusReport": "api",
     "runs": "experiments", "show": "experiments", "branch": "experiments",
     "checkout": "experiments", "diff": "experiments", "gc": "experiments",
-    "RunResult": "runflow", "PipetoolError": "errors",
+    "check": "lint", "RunResult": "runflow", "PipetoolError": "errors",
 }
 __all__ = ["__version__", *_WHERE]
 

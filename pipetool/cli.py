@@ -284,6 +284,33 @@ def gc(
 
 
 @app.command()
+def check(
+    ctx: typer.Context,
+    set_: Optional[List[str]] = SET,
+    as_json: bool = JSON,
+) -> int:
+    """Validate the pipeline without running anything: schema, params, graph, callables
+    (found, with a signature pipetool can call); warn about commands that read project
+    files they do not declare. Exit 2 on errors, 0 otherwise.
+
+    Example: pipetool check && pipetool run
+    """
+    from .lint import check as api_check
+
+    g = _g(ctx)
+    report = api_check(file=g.file, cwd=g.cwd, set=set_ or ())
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for f in report.findings:
+            print(f, file=sys.stderr if f.level == "error" else sys.stdout)
+        errors = sum(f.level == "error" for f in report.findings)
+        warnings = sum(f.level == "warning" for f in report.findings)
+        print(f"{errors} error(s), {warnings} warning(s)")
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+@app.command()
 def dag(
     ctx: typer.Context,
     format: str = typer.Option("ascii", "--format", help="ascii, mermaid or dot."),

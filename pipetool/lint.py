@@ -1,0 +1,119 @@
+"""`pipetool check`: everything that can be known about a pipeline without running it.
+
+Errors (exit 2) are what `run` would refuse anyway: the schema, params (and their schema),
+the graph, callables that cannot be found or called with what pipetool offers. Warnings
+and notes point at likely mistakes: a command that reads a project file it does not
+declare (so editing that file would not rerun it), an out that no target consumes.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from .errors import PipetoolError
+from .hashing import is_glob
+from .spec.paths import inside
+
+
+@dataclass
+class Finding:
+    level: str  # "error" | "warning" | "info"
+    message: str
+    target: str | None = None
+
+    def __str__(self) -> str:
+        where = f"target '{self.target}': " if self.target else ""
+        return f"{self.level}: {where}{self.message}"
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.level == "error" for f in self.findings)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "findings": [f.__dict__ for f in self.findings]}
+
+
+def check(*, file: str | None = None, cwd: str | None = None, set=None) -> CheckReport:
+    """Validate the pipeline, its params and its callables; run nothing, write nothing
+    but pipetool's own caches."""
+    from .api import _overrides
+    from .graph import check_sources
+    from .prerun import check_callables
+    from .project import open_project
+
+    report = CheckReport()
+    try:
+        proj = open_project(file, cwd, _overrides(set))
+    except PipetoolError as exc:
+        report.findings.append(Finding("error", exc.render()))
+        return report
+    try:
+        p, g = proj.pipeline, proj.graph
+        selected = list(g.order)
+        for name in selected:  # one finding per target, so every problem is listed
+            for step in (
+                lambda: check_sources(p, g, [name], lambda d: proj.hasher.digest(d) is not None),
+                lambda: check_callables(p, [name]),
+            ):
+                try:
+                    step()
+                except PipetoolError as exc:
+                    report.findings.append(Finding("error", exc.render()))
+        for name in selected:
+            report.findings.extend(_undeclared_reads(p, name))
+        report.findings.extend(_unconsumed_outs(p, g))
+    finally:
+        proj.close()
+    return report
+
+
+def _undeclared_reads(p, name: str) -> list[Finding]:
+    t = p.targets[name]
+    if t.cmd is None:
+        return []
+    try:
+        words = shlex.split(t.cmd, comments=True)
+    except ValueError:
+        words = t.cmd.split()
+    covered = [d.path for d in t.deps] + list(t.outs)
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for w in words:
+        w = w.split("=", 1)[-1] if w.startswith("--") and "=" in w else w
+        if not w or w.startswith("-") or is_glob(w) or "$" in w or os.path.isabs(w):
+            continue
+        rel = os.path.normpath(w).replace(os.sep, "/")
+        if rel in seen or rel.startswith("..") or rel.startswith(".pipetool"):
+            continue
+        seen.add(rel)
+        if not os.path.isfile(os.path.join(p.root, rel)):
+            continue
+        if any(inside(rel, c) for c in covered if not is_glob(c)):
+            continue
+        import fnmatch
+
+        if any(fnmatch.fnmatchcase(rel, c.rstrip("/")) for c in covered if is_glob(c)):
+            continue
+        found.append(Finding("warning", f"its command mentions {rel}, which is not a declared dep: "
+                                        f"editing it would not rerun the target", name))
+    return found
+
+
+def _unconsumed_outs(p, g) -> list[Finding]:
+    consumed: set[str] = set()  # deps some target reads from another target's outs
+    for deps in g.dep_producers.values():
+        consumed.update(deps)
+    found: list[Finding] = []
+    for name, t in p.targets.items():
+        for out in t.outs:
+            if out in t.metrics:
+                continue
+            if not any(inside(d, out) or inside(out, d) for d in consumed if not is_glob(d)):
+                found.append(Finding("info", f"out {out} is consumed by no target (a final result?)", name))
+    return found
