@@ -92,8 +92,8 @@ def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]
             continue
         else:
             try:
-                for out, digest in outs.items():
-                    cache.restore_out(out, digest, out in entry.dirs)
+                cache.restore_outs(outs, entry.dirs, entry.execs)
+                for out in outs:
                     proj.hasher.forget(out)
             except (CacheMiss, OSError) as exc:
                 result.missing[name] = getattr(exc, "reason", None) or str(exc)

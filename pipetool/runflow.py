@@ -22,7 +22,7 @@ from .spec.model import Target
 from .store import records as store_records
 from .store import runcache
 from .store import runs as store_runs
-from .store.cache import Cache, CacheMiss
+from .store.cache import Cache, CacheMiss, executables
 from .store.db import get_meta, set_meta
 
 
@@ -154,7 +154,7 @@ class _Hooks:
             return
         runcache.save(self.conn, runcache.CachedBuild(
             trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(listings), trace.to_dict(),
-            self.run_id))
+            self.run_id, tuple(executables(self.proj.root, outs, listings))))
 
     def restore(self, t: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
         """The outs of an earlier build with this very fingerprint, put back; else why not."""
@@ -164,8 +164,7 @@ class _Hooks:
         if entry is None or set(entry.outs) != set(t.outs):
             return None, ""
         try:
-            for out, digest in entry.outs.items():
-                self.cache.restore_out(out, digest, out in entry.dirs)
+            self.cache.restore_outs(entry.outs, entry.dirs, entry.execs)
         except CacheMiss as exc:
             runcache.forget(self.conn, trace.fingerprint)
             return None, f"cached outputs unusable ({exc.reason}): rebuilding"
@@ -198,10 +197,24 @@ def read_metrics(root: str, paths) -> dict[str, Any]:
         if not os.path.isfile(path):
             continue
         try:
-            out[rel] = read_params_file(path, rel, None)
+            out[rel] = _finite(read_params_file(path, rel, None))
         except PipelineError as exc:
             print(f"pipetool: warning: metrics {rel} not read: {exc.message}", file=sys.stderr)
     return out
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON: they are kept as the strings "NaN", "Infinity",
+    "-Infinity", so `runs --json` stays strict JSON after a diverged training run."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: str, jobs: int,

@@ -16,6 +16,7 @@ import os
 import shutil
 import stat as statmod
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..hashing import BLOCK, listing_digest
 
@@ -160,47 +161,59 @@ class Cache:
             return None
         return None
 
-    def restore_file(self, digest: str, dst: str) -> None:
-        """Copy an object to `dst` (atomically), verified against its digest."""
+    def _stage_file(self, digest: str, staged: str, executable: bool) -> None:
+        """Copy an object to `staged`, verified against its digest, with the mode a new
+        file gets here (executable when it was)."""
         obj = self.path_of(digest)
         if not os.path.exists(obj):
             raise CacheMiss(f"cache object {digest[:12]} is missing")
-        parent = os.path.dirname(dst)
-        os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".{os.path.basename(dst)}.pipetool-tmp")
-        copy_file(obj, tmp)
-        if file_hash(tmp) != digest:
-            os.unlink(tmp)
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        copy_file(obj, staged)
+        if file_hash(staged) != digest:
+            os.unlink(staged)
             self._drop(obj)
             raise CacheMiss(f"cache object {digest[:12]} is corrupt (removed)")
-        os.chmod(tmp, 0o644)
-        if os.path.isdir(dst) and not os.path.islink(dst):
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
+        os.chmod(staged, (0o777 if executable else 0o666) & ~_umask())
 
     def restore_out(self, rel: str, digest: str, is_dir: bool) -> None:
-        path = os.path.join(self.root, rel.rstrip("/"))
-        if not is_dir:
-            self.restore_file(digest, path)
-            return
-        listing = self.listing(digest)
-        for sub, fdigest in listing.items():  # every object first: all or nothing
-            if not self.has(fdigest):
-                raise CacheMiss(f"cache object {fdigest[:12]} ({rel.rstrip('/')}/{sub}) is missing")
-        staging = path.rstrip("/") + ".pipetool-tmp"
-        if os.path.lexists(staging):
-            shutil.rmtree(staging)
+        """Put one out back (a file, or a folder from its listing)."""
+        self.restore_outs({rel: digest}, [rel] if is_dir else [])
+
+    def restore_outs(self, outs: dict[str, str], dirs: Iterable[str], execs: Iterable[str] = ()) -> None:
+        """Put a target's outs back, all or nothing: every out is staged (copied and
+        verified) beside its place first, and only then are they moved in."""
+        dirs, execs = set(dirs), set(execs)
+        staged: list[tuple[str, str]] = []  # (staging path, final path)
         try:
-            for sub, fdigest in listing.items():
-                self.restore_file(fdigest, os.path.join(staging, sub))
+            for rel, digest in outs.items():
+                key = rel.rstrip("/")
+                path = os.path.join(self.root, key)
+                stage = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pipetool-tmp")
+                if os.path.isdir(stage) and not os.path.islink(stage):
+                    shutil.rmtree(stage)
+                elif os.path.lexists(stage):
+                    os.unlink(stage)
+                staged.append((stage, path))
+                if rel in dirs:
+                    listing = self.listing(digest)
+                    os.makedirs(stage)
+                    for sub, fdigest in listing.items():
+                        self._stage_file(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs)
+                else:
+                    self._stage_file(digest, stage, key in execs)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            for stage, _ in staged:
+                if os.path.isdir(stage) and not os.path.islink(stage):
+                    shutil.rmtree(stage, ignore_errors=True)
+                elif os.path.lexists(stage):
+                    os.unlink(stage)
             raise
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-        os.replace(staging, path)
+        for stage, path in staged:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path) and os.path.isdir(stage):
+                os.unlink(path)
+            os.replace(stage, path)
 
     def _drop(self, obj: str) -> None:
         try:
@@ -229,6 +242,31 @@ class Cache:
 
     def remove(self, digest: str) -> None:
         self._drop(self.path_of(digest))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def executables(root: str, outs: Iterable[str], dirs: Iterable[str]) -> list[str]:
+    """The files among (and inside) `outs` with an execute bit: the cache keeps bytes by
+    content, so the mode travels beside them, in the run-cache entry."""
+    found: list[str] = []
+    dirs = set(dirs)
+    for rel in outs:
+        key = rel.rstrip("/")
+        path = os.path.join(root, key)
+        if rel in dirs:
+            for base, _, files in os.walk(path):
+                for name in files:
+                    full = os.path.join(base, name)
+                    if os.stat(full).st_mode & 0o111:
+                        found.append(os.path.relpath(full, root).replace(os.sep, "/"))
+        elif os.stat(path).st_mode & 0o111:
+            found.append(key)
+    return sorted(found)
 
 
 def _listing_bytes(listing: dict[str, str]) -> bytes:

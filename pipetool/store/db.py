@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS run_targets (
     reason TEXT, duration_s REAL, outs TEXT, PRIMARY KEY (run_id, target));
 CREATE TABLE IF NOT EXISTS run_cache (
     fingerprint TEXT PRIMARY KEY, target TEXT NOT NULL, outs TEXT NOT NULL,
-    dirs TEXT NOT NULL, trace TEXT NOT NULL, run_id TEXT, created_at REAL);
+    dirs TEXT NOT NULL, trace TEXT NOT NULL, run_id TEXT, created_at REAL, execs TEXT);
 """
 
 

@@ -23,21 +23,24 @@ class CachedBuild:
     dirs: tuple[str, ...]  # which outs are folders
     trace: dict[str, Any]
     run_id: str | None
+    execs: tuple[str, ...] = ()  # files (inside outs too) that had an execute bit
 
 
 def lookup(conn: sqlite3.Connection, fingerprint: str) -> CachedBuild | None:
     row = conn.execute(
-        "SELECT fingerprint, target, outs, dirs, trace, run_id FROM run_cache WHERE fingerprint=?",
+        "SELECT fingerprint, target, outs, dirs, trace, run_id, execs FROM run_cache WHERE fingerprint=?",
         (fingerprint,)).fetchone()
     if row is None:
         return None
-    return CachedBuild(row[0], row[1], json.loads(row[2]), tuple(json.loads(row[3])), json.loads(row[4]), row[5])
+    return CachedBuild(row[0], row[1], json.loads(row[2]), tuple(json.loads(row[3])), json.loads(row[4]), row[5],
+                       tuple(json.loads(row[6] or "[]")))
 
 
 def save(conn: sqlite3.Connection, build: CachedBuild) -> None:
     row = (build.fingerprint, build.target, json.dumps(build.outs, sort_keys=True),
-           json.dumps(sorted(build.dirs)), json.dumps(build.trace, sort_keys=True), build.run_id, time.time())
-    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?)", row))
+           json.dumps(sorted(build.dirs)), json.dumps(build.trace, sort_keys=True), build.run_id, time.time(),
+           json.dumps(sorted(build.execs)))
+    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?,?)", row))
 
 
 def forget(conn: sqlite3.Connection, fingerprint: str) -> None:
