@@ -244,10 +244,22 @@ class Cache:
         self._drop(self.path_of(digest))
 
 
+_UMASK: int | None = None
+
+
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without setting it where the kernel tells it (setting it,
+    even for an instant, could hand 0 to a command spawned meanwhile)."""
+    global _UMASK
+    if _UMASK is None:
+        try:
+            with open("/proc/self/status") as f:
+                line = next(ln for ln in f if ln.startswith("Umask:"))
+            _UMASK = int(line.split()[1], 8)
+        except (OSError, StopIteration, ValueError, IndexError):
+            _UMASK = os.umask(0o022)
+            os.umask(_UMASK)
+    return _UMASK
 
 
 def executables(root: str, outs: Iterable[str], dirs: Iterable[str]) -> list[str]:
