@@ -161,7 +161,7 @@ class Cache:
             return None
         return None
 
-    def _stage_file(self, digest: str, staged: str, executable: bool) -> None:
+    def _stage_file(self, digest: str, staged: str, executable: bool, umask: int) -> None:
         """Copy an object to `staged`, verified against its digest, with the mode a new
         file gets here (executable when it was)."""
         obj = self.path_of(digest)
@@ -173,7 +173,7 @@ class Cache:
             os.unlink(staged)
             self._drop(obj)
             raise CacheMiss(f"cache object {digest[:12]} is corrupt (removed)")
-        os.chmod(staged, (0o777 if executable else 0o666) & ~_umask())
+        os.chmod(staged, (0o777 if executable else 0o666) & ~umask)
 
     def restore_out(self, rel: str, digest: str, is_dir: bool) -> None:
         """Put one out back (a file, or a folder from its listing)."""
@@ -183,6 +183,7 @@ class Cache:
         """Put a target's outs back, all or nothing: every out is staged (copied and
         verified) beside its place first, and only then are they moved in."""
         dirs, execs = set(dirs), set(execs)
+        umask = _umask()
         staged: list[tuple[str, str]] = []  # (staging path, final path)
         try:
             for rel, digest in outs.items():
@@ -198,9 +199,9 @@ class Cache:
                     listing = self.listing(digest)
                     os.makedirs(stage)
                     for sub, fdigest in listing.items():
-                        self._stage_file(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs)
+                        self._stage_file(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs, umask)
                 else:
-                    self._stage_file(digest, stage, key in execs)
+                    self._stage_file(digest, stage, key in execs, umask)
         except BaseException:
             for stage, _ in staged:
                 if os.path.isdir(stage) and not os.path.islink(stage):
@@ -244,22 +245,17 @@ class Cache:
         self._drop(self.path_of(digest))
 
 
-_UMASK: int | None = None
-
-
 def _umask() -> int:
     """The process umask, read without setting it where the kernel tells it (setting it,
     even for an instant, could hand 0 to a command spawned meanwhile)."""
-    global _UMASK
-    if _UMASK is None:
-        try:
-            with open("/proc/self/status") as f:
-                line = next(ln for ln in f if ln.startswith("Umask:"))
-            _UMASK = int(line.split()[1], 8)
-        except (OSError, StopIteration, ValueError, IndexError):
-            _UMASK = os.umask(0o022)
-            os.umask(_UMASK)
-    return _UMASK
+    try:
+        with open("/proc/self/status") as f:
+            line = next(ln for ln in f if ln.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def executables(root: str, outs: Iterable[str], dirs: Iterable[str]) -> list[str]:

@@ -225,3 +225,76 @@ def status_json(project: Project, *args: str) -> dict:
 
     res = ok(project.pt("status", "--json", *args))
     return json.loads(res.stdout)
+
+
+# -- runs, manifests and the cache (issue 4) ----------------------------------------------
+
+def experiment(project: Project) -> None:
+    """prep -> train -> eval, with params prep.seed and train.lr, and metrics in JSON
+    (train), YAML and TOML (eval). Each command appends its target's name to runs.log."""
+    project.pipeline("""
+        params:
+          prep: {seed: 1}
+          train: {lr: 0.01, epochs: 3}
+        targets:
+          prep:
+            cmd: echo prep >> runs.log && echo seed=${prep.seed} > out/prep.txt
+            outs: [out/prep.txt]
+          train:
+            cmd: |-
+              echo train >> runs.log && cat out/prep.txt > out/model.txt && echo lr=${train.lr} >> out/model.txt && echo '{"acc": ${train.lr}, "loss": 2, "epochs": ${train.epochs}}' > metrics/train.json
+            deps: [out/prep.txt]
+            outs: [out/model.txt]
+            metrics: [metrics/train.json]
+          eval:
+            cmd: |-
+              echo eval >> runs.log && (echo evaluated; cat out/model.txt) > out/eval.txt && printf 'score: 7\\nname: ev\\n' > metrics/eval.yaml && printf 'loss = 0.5\\n' > metrics/eval.toml
+            deps: [out/model.txt]
+            outs: [out/eval.txt]
+            metrics: [metrics/eval.yaml, metrics/eval.toml]
+        """)
+
+
+def run_json(project: Project, *args: str, code: int = 0, env: dict[str, str] | None = None) -> dict:
+    """`pipetool ARGS --json` (run or branch): the parsed result; asserts the exit status."""
+    import json
+
+    res = ok(project.pt(*args, "--json", env=env), code)
+    return json.loads(res.stdout)
+
+
+def run_id(project: Project, *args: str, code: int = 0) -> str:
+    """Run `pipetool ARGS` (run/branch) and return the id of the run it recorded."""
+    rid = run_json(project, *args, code=code)["run_id"]
+    assert rid, f"pipetool {' '.join(args)} recorded no run"
+    return rid
+
+
+def runs_json(project: Project) -> list[dict]:
+    import json
+
+    return json.loads(ok(project.pt("runs", "--json")).stdout)
+
+
+def show_json(project: Project, rid: str) -> dict:
+    import json
+
+    return json.loads(ok(project.pt("show", rid, "--json")).stdout)
+
+
+def actions(manifest: dict) -> dict[str, str]:
+    """target -> action in a manifest."""
+    return {n: t["action"] for n, t in manifest["targets"].items()}
+
+
+def cache_objects(project: Project) -> dict[str, Path]:
+    """digest -> path of every object under .pipetool/cache/objects."""
+    base = project.root / ".pipetool" / "cache" / "objects"
+    out: dict[str, Path] = {}
+    if base.is_dir():
+        for d in base.iterdir():
+            if d.is_dir():
+                for f in d.iterdir():
+                    if f.is_file() and not f.name.endswith(".tmp"):
+                        out[d.name + f.name] = f
+    return out
