@@ -1,15 +1,35 @@
 """The code part of a `python:` target's fingerprint, and its signature, read without importing.
 
-For now the code part is the content hash of the callable's module file (any edit to the
-module reruns its targets); finer, AST-level hashing is tracked separately.
+What counts as a code change (SPEC §9), all read from source, nothing imported:
+
+- the callable's normalized AST: `ast` nodes without positions, docstrings removed, so
+  comments, blank lines, formatting and docstrings do not count;
+- transitively, every function and class of the *project* (modules under the project root)
+  that it references, resolved through the module's globals and imports
+  (`from src.util import scale`, `import src.util as u; u.scale`, same-module helpers; a
+  class counts whole, methods included);
+- module-level assignments (constants) those read: plain values (numbers, strings, bytes,
+  containers of them) by value, anything else by the assignment's normalized AST;
+- installed packages they reference, by version (from the `*.dist-info` folders on
+  `sys.path`); the standard library does not count.
+
+Each of these is one entry of `code_entries()`, keyed so a reason can name it:
+`src.train:train`, `src.util:scale`, `const src.train:EPOCHS`, `module src.util` (a module
+used as a value, counted whole), `pkg numpy` (its version). Every file is parsed once per
+process and per state (path, mtime, ctime, size, inode).
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import os
-from dataclasses import dataclass
-from functools import lru_cache
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from .errors import PipelineError, WhereLike
+from .hashing import hash_bytes
 
 
 @dataclass(frozen=True)
@@ -31,7 +51,6 @@ def module_file(root: str, module: str) -> str | None:
 def installed_module_file(root: str, module: str) -> str | None:
     """Fallback for callables in installed packages: ask the import system."""
     import importlib.util
-    import sys
 
     sys.path.insert(0, root)
     try:
@@ -54,26 +73,76 @@ def resolve_callable(root: str, ref: str, where: WhereLike) -> str:
     return path
 
 
-@lru_cache(maxsize=256)
-def _parse(path: str, mtime_ns: int):
-    import ast
+# -- parsing, once per file state ------------------------------------------------------
 
+
+class ModuleInfo:
+    """One parsed module file: its tree (or the syntax error), its module-level bindings,
+    and digests and references worked out so far (valid as long as the file is unchanged)."""
+
+    def __init__(self, path: str, data: bytes):
+        self.path = path
+        self.data = data
+        self.tree: ast.Module | None = None
+        self.error: SyntaxError | None = None
+        try:
+            self.tree = ast.parse(data, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            self.error = exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))
+        self._bindings: dict[str, list[tuple]] | None = None
+        self._stars: list[tuple[int, str]] = []
+        self.memo: dict[Any, Any] = {}
+
+    @property
+    def bindings(self) -> dict[str, list[tuple]]:
+        """name -> how the module binds it: ("def", node), ("assign", stmt),
+        ("import", dotted) (`import a.b` binds a, `import a.b as x` binds x),
+        ("from", level, module, name)."""
+        if self._bindings is None:
+            self._bindings = {}
+            if self.tree is not None:
+                _collect_bindings(self.tree.body, self._bindings, self._stars)
+        return self._bindings
+
+    @property
+    def stars(self) -> list[tuple[int, str]]:
+        self.bindings  # noqa: B018 - fills _stars
+        return self._stars
+
+
+_FILES: dict[str, tuple[tuple[int, int, int, int], ModuleInfo]] = {}
+
+
+def _stat_key(path: str) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def module_info(path: str) -> ModuleInfo:
+    """The parsed file, from the in-process cache while its stat key is unchanged."""
+    key = _stat_key(path)
+    hit = _FILES.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
     with open(path, "rb") as f:
-        return ast.parse(f.read(), filename=path)
+        info = ModuleInfo(path, f.read())
+    _FILES[path] = (key, info)
+    return info
 
 
 def read_signature(path: str, ref: str, where: WhereLike) -> Signature:
     """The callable's parameters from its source; errors if it is not defined there."""
-    import ast
-
     qual = ref.partition(":")[2].split(".")
-    try:
-        tree = _parse(path, os.stat(path).st_mtime_ns)
-    except SyntaxError as exc:
-        raise PipelineError(f"{path}:{exc.lineno}: syntax error in module of '{ref}': {exc.msg}", where) from None
+    info = module_info(path)
+    if info.tree is None:
+        exc = info.error
+        lineno = getattr(exc, "lineno", None)
+        msg = getattr(exc, "msg", None) or str(exc)
+        raise PipelineError(f"{path}:{lineno}: syntax error in module of '{ref}': {msg}", where) from None
+    tree = info.tree
     body = tree.body
     node = None
-    for i, part in enumerate(qual):
+    for part in qual:
         node = next(
             (n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part),
             None,
@@ -96,8 +165,6 @@ def read_signature(path: str, ref: str, where: WhereLike) -> Signature:
 
 
 def _bound_otherwise(tree, name: str) -> bool:
-    import ast
-
     for n in ast.walk(tree):
         if isinstance(n, (ast.Import, ast.ImportFrom)) and any((al.asname or al.name) == name for al in n.names):
             return True
@@ -106,58 +173,682 @@ def _bound_otherwise(tree, name: str) -> bool:
     return False
 
 
-@lru_cache(maxsize=1024)
-def _imports_of(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, int], ...]:
-    """(dotted name, relative level) of every import in a module, read from its AST."""
-    import ast
+# -- normalized AST ----------------------------------------------------------------------
 
+_DOC_HOLDERS = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_SKIPPED_FIELDS = frozenset(("type_comment", "kind"))  # `# type:` comments, u"" prefixes
+
+
+def _has_docstring(body: list) -> bool:
+    return bool(body) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        and isinstance(body[0].value.value, str)
+
+
+class _Text(str):
+    """A piece of output pushed on `_dump`'s stack (anything else there is a value)."""
+
+
+_OPEN_LIST, _CLOSE_LIST, _CLOSE, _COMMA = _Text("["), _Text("]"), _Text(")"), _Text(",")
+_FIELD_TEXT: dict[str, _Text] = {}
+
+
+def _dump(root: Any, out: list[str]) -> None:
+    """Iterative, so a deeply nested expression (a sum of a thousand terms) is no problem."""
+    stack: list[Any] = [root]
+    pop, push, append = stack.pop, stack.extend, out.append
+    while stack:
+        node = pop()
+        if type(node) is _Text:
+            append(node)
+        elif isinstance(node, ast.AST):
+            items: list[Any] = [_Text(type(node).__name__ + "(")]
+            doc_holder = isinstance(node, _DOC_HOLDERS)
+            for name in node._fields:
+                if name in _SKIPPED_FIELDS:
+                    continue
+                value = getattr(node, name, None)
+                if doc_holder and name == "body" and _has_docstring(value):
+                    value = value[1:]
+                label = _FIELD_TEXT.get(name)
+                if label is None:
+                    label = _FIELD_TEXT[name] = _Text(name + "=")
+                items += (label, value, _COMMA)
+            items.append(_CLOSE)
+            push(reversed(items))
+        elif isinstance(node, list):
+            items = [_OPEN_LIST]
+            for x in node:
+                items += (x, _COMMA)
+            items.append(_CLOSE_LIST)
+            push(reversed(items))
+        else:
+            append(repr(node))
+
+
+def normalized_dump(node: ast.AST) -> str:
+    """The node as text without positions, `# type:` comments or docstrings (at any depth):
+    what a formatter, a comment or a docstring edit cannot change."""
+    out: list[str] = []
+    _dump(node, out)
+    return "".join(out)
+
+
+def ast_digest(node: ast.AST) -> str:
+    return hash_bytes(normalized_dump(node).encode("utf-8", "backslashreplace"))
+
+
+def source_ast_digest(data: bytes, filename: str = "<script>") -> str | None:
+    """Digest of a Python source's normalized AST; None when it does not parse."""
     try:
-        tree = _parse(path, mtime_ns)
-    except SyntaxError:
-        return ()
-    found: list[tuple[str, int]] = []
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Import):
-            found.extend((a.name, 0) for a in n.names)
-        elif isinstance(n, ast.ImportFrom):
-            base = n.module or ""
-            found.append((base, n.level))
-            found.extend((f"{base}.{a.name}" if base else a.name, n.level) for a in n.names if a.name != "*")
+        tree = ast.parse(data, filename=filename)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return ast_digest(tree)
+
+
+# -- module-level bindings -------------------------------------------------------------
+
+_COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers")
+
+
+def _target_names(targets: Iterable[ast.AST]) -> list[str]:
+    out = []
+    for t in targets:
+        for n in ast.walk(t):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                out.append(n.id)
+    return out
+
+
+def _collect_bindings(body: list, b: dict[str, list[tuple]], stars: list[tuple[int, str]]) -> None:
+    """Module-scope bindings, also those inside if/try/for/with/while/match blocks."""
+    for st in body:
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            b.setdefault(st.name, []).append(("def", st))
+        elif isinstance(st, ast.Import):
+            for a in st.names:
+                if a.asname:
+                    b.setdefault(a.asname, []).append(("import", a.name))
+                else:
+                    head = a.name.split(".")[0]
+                    b.setdefault(head, []).append(("import", head))
+        elif isinstance(st, ast.ImportFrom):
+            for a in st.names:
+                if a.name == "*":
+                    stars.append((st.level, st.module or ""))
+                else:
+                    b.setdefault(a.asname or a.name, []).append(("from", st.level, st.module or "", a.name))
+        elif isinstance(st, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            if isinstance(st, ast.AnnAssign) and st.value is None:
+                continue  # `x: int` binds nothing
+            targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+            for name in _target_names(targets):
+                b.setdefault(name, []).append(("assign", st))
+        else:
+            # A compound statement: what its header binds (for/with targets, `except E as
+            # e`, walrus, match captures) counts by the whole statement; its blocks are
+            # module scope too.
+            header: list[ast.AST] = []
+            for name, value in ast.iter_fields(st):
+                if name in _COMPOUND_BODIES or name == "cases":
+                    continue
+                if isinstance(value, list):
+                    header.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    header.append(value)
+            bound = _target_names(header)
+            for h in ast.walk(st) if isinstance(st, ast.Match) else ():
+                if isinstance(h, (ast.MatchAs, ast.MatchStar)) and h.name:
+                    bound.append(h.name)
+            for h in getattr(st, "handlers", ()):
+                if h.name:
+                    bound.append(h.name)
+            for name in bound:
+                b.setdefault(name, []).append(("assign", st))
+            for name in _COMPOUND_BODIES:
+                sub = getattr(st, name, None)
+                if isinstance(sub, list):
+                    stmts = [s.body if isinstance(s, ast.ExceptHandler) else [s] for s in sub]
+                    _collect_bindings([x for group in stmts for x in group], b, stars)
+            for case in getattr(st, "cases", ()):
+                _collect_bindings(case.body, b, stars)
+
+
+# -- what a piece of code reads from the module's global scope ---------------------------
+
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_COMPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_FUNCLIKE = (*_FUNCS, ast.Lambda)
+_ANONYMOUS = (ast.Lambda, *_COMPS)
+_SCOPES = (*_FUNCS, ast.ClassDef, *_ANONYMOUS)
+_MATCH_NAMED = (ast.MatchAs, ast.MatchStar)
+
+
+def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
+    attrs = []
+    n: ast.AST = node
+    while isinstance(n, ast.Attribute):
+        attrs.append(n.attr)
+        n = n.value
+    if isinstance(n, ast.Name):
+        return (n.id, *reversed(attrs))
+    return None
+
+
+def _header_parts(n: ast.AST) -> list[ast.AST]:
+    """What a def, class, lambda or comprehension evaluates in its *enclosing* scope."""
+    if isinstance(n, _FUNCLIKE):
+        a = n.args
+        parts: list[ast.AST] = list(a.defaults) + [d for d in a.kw_defaults if d is not None]
+        if not isinstance(n, ast.Lambda):
+            parts += n.decorator_list
+            parts += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs if x.annotation]
+            parts += [x.annotation for x in (a.vararg, a.kwarg) if x is not None and x.annotation]
+            if n.returns is not None:
+                parts.append(n.returns)
+        return parts
+    if isinstance(n, ast.ClassDef):
+        return list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]
+    if isinstance(n, _COMPS):
+        return [n.generators[0].iter]
+    return []
+
+
+def _inner_parts(n: ast.AST) -> tuple[list[ast.AST], set[str]]:
+    """(what runs in the new scope, the names its parameters bind)."""
+    if isinstance(n, _FUNCLIKE):
+        a = n.args
+        params = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs}
+        params |= {x.arg for x in (a.vararg, a.kwarg) if x is not None}
+        return (list(n.body) if isinstance(n.body, list) else [n.body]), params
+    if isinstance(n, ast.ClassDef):
+        return list(n.body), set()
+    if isinstance(n, _COMPS):
+        first = n.generators[0]
+        parts: list[ast.AST] = [first.target, *first.ifs]
+        for g in n.generators[1:]:
+            parts += [g.target, g.iter, *g.ifs]
+        parts += [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
+        return parts, set()
+    return [], set()
+
+
+def _scan(parts: list[ast.AST], params: set[str], visible: frozenset, is_class: bool,
+          found: dict[tuple[str, ...], None]) -> None:
+    bound = set(params)
+    declared_global: set[str] = set()
+    loads: list[tuple[str, ...]] = []
+    nested: list[ast.AST] = []
+    stack = list(parts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            if isinstance(n.ctx, ast.Load):
+                loads.append((n.id,))
+            else:
+                bound.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            c = _chain(n)
+            if c is not None:
+                loads.append(c)
+            else:
+                stack.append(n.value)
+        elif isinstance(n, _SCOPES):
+            if not isinstance(n, _ANONYMOUS):
+                bound.add(n.name)
+            stack.extend(_header_parts(n))
+            nested.append(n)
+        elif isinstance(n, ast.Global):
+            declared_global.update(n.names)
+        elif isinstance(n, ast.Nonlocal):
+            bound.update(n.names)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name.split(".")[0]) for a in n.names if a.name != "*")
+        else:
+            if isinstance(n, ast.ExceptHandler) and n.name:
+                bound.add(n.name)
+            elif isinstance(n, _MATCH_NAMED) and n.name:
+                bound.add(n.name)
+            elif isinstance(n, ast.MatchMapping) and n.rest:
+                bound.add(n.rest)
+            stack.extend(ast.iter_child_nodes(n))
+    bound -= declared_global
+    for c in loads:
+        if c[0] not in bound and c[0] not in visible:
+            found[c] = None
+    # Names bound in a class body are not visible to the functions inside it.
+    inner_visible = visible if is_class else visible | bound
+    for n in nested:
+        body, p = _inner_parts(n)
+        _scan(body, p, inner_visible, isinstance(n, ast.ClassDef), found)
+
+
+def global_reads(node: ast.AST) -> tuple[tuple[str, ...], ...]:
+    """The dotted chains (`np.random.seed` as ("np", "random", "seed")) that a def, class or
+    module-level statement reads from its module's global scope, in no particular order."""
+    found: dict[tuple[str, ...], None] = {}
+    _scan([node], set(), frozenset(), False, found)
     return tuple(found)
 
 
-def _package_of(root: str, path: str) -> list[str]:
-    rel = os.path.relpath(path, root).replace(os.sep, "/")
-    parts = rel[:-3].split("/")
-    return parts[:-1]  # for pkg/__init__.py and pkg/mod.py alike, the package is pkg
+# -- installed packages ---------------------------------------------------------------
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
+_DISTS: dict[str, tuple[str, str | None, str]] | None = None  # normalized name -> (name, version, info dir)
+_TOPS: dict[str, str] | None = None  # top-level module -> normalized distribution name
 
 
-def module_closure(root: str, path: str) -> list[str]:
-    """`path` and every project module it imports, transitively (files, sorted).
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
 
-    Importing a.b.c runs a/__init__.py and a/b/__init__.py too, so those count. Modules
-    outside the project root (installed packages) are not followed.
-    """
-    root_prefix = os.path.join(root, "")
-    seen: set[str] = set()
-    stack = [path]
-    while stack:
-        f = stack.pop()
-        if f in seen:
+
+def _dist_index() -> dict[str, tuple[str, str | None, str]]:
+    """Installed distributions from the `*.dist-info` / `*.egg-info` folders on sys.path
+    (first one wins, as for imports); no importlib.metadata (its import alone costs more)."""
+    global _DISTS
+    if _DISTS is None:
+        index: dict[str, tuple[str, str | None, str]] = {}
+        for entry in sys.path:
+            if not entry or not os.path.isdir(entry):
+                continue
+            try:
+                names = os.listdir(entry)
+            except OSError:
+                continue
+            for n in names:
+                if n.endswith(".dist-info"):
+                    name, _, version = n[: -len(".dist-info")].partition("-")
+                elif n.endswith(".egg-info"):
+                    name, _, rest = n[: -len(".egg-info")].partition("-")
+                    version = rest.split("-py")[0]
+                else:
+                    continue
+                index.setdefault(_norm(name), (name, version or None, os.path.join(entry, n)))
+        _DISTS = index
+    return _DISTS
+
+
+def _dist_version(info_dir: str) -> str | None:
+    for meta in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info_dir, meta), "rb") as f:
+                head = f.read(4096).decode("utf-8", "replace")
+        except OSError:
             continue
-        seen.add(f)
-        if not f.startswith(root_prefix):
+        m = re.search(r"^Version:\s*(\S+)", head, re.M)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _top_level_map() -> dict[str, str]:
+    """Top-level module -> distribution, for modules not named after their distribution
+    (sklearn, yaml, PIL): from top_level.txt, else RECORD. Built only when needed."""
+    global _TOPS
+    if _TOPS is None:
+        tops: dict[str, str] = {}
+        for key, (_, _, info_dir) in _dist_index().items():
+            names: set[str] = set()
+            try:
+                with open(os.path.join(info_dir, "top_level.txt"), encoding="utf-8", errors="replace") as f:
+                    names = {line.strip() for line in f if line.strip()}
+            except OSError:
+                try:
+                    with open(os.path.join(info_dir, "RECORD"), encoding="utf-8", errors="replace") as f:
+                        for line in f:
+                            first = line.split(",", 1)[0].split("/", 1)[0]
+                            if first.endswith(".py"):
+                                first = first[:-3]
+                            if first and first.isidentifier():
+                                names.add(first)
+                except OSError:
+                    pass
+            for name in names:
+                tops.setdefault(name, key)
+        _TOPS = tops
+    return _TOPS
+
+
+def _dist_of(module: str) -> tuple[str, str | None, str] | None:
+    top = module.split(".")[0]
+    index = _dist_index()
+    key = _norm(top)
+    if key not in index:
+        key = _top_level_map().get(top, "")
+    return index.get(key)
+
+
+def package_of(module: str) -> tuple[str, str | None] | None:
+    """(distribution name, version) of an installed module's top-level package; None for
+    the standard library; (top-level name, None) when no installed distribution has it."""
+    top = module.split(".")[0]
+    if top in _STDLIB or not top:
+        return None
+    dist = _dist_of(top)
+    if dist is None:
+        return top, None
+    name, version, info_dir = dist
+    if version is None:
+        version = _dist_version(info_dir)
+    return name, version
+
+
+def is_editable(module: str) -> bool:
+    """Whether the module's distribution is an editable install (`pip install -e`): its
+    code changes without its version."""
+    dist = _dist_of(module)
+    if dist is None:
+        return False
+    try:
+        with open(os.path.join(dist[2], "direct_url.json"), "rb") as f:
+            return re.search(rb'"editable"\s*:\s*true', f.read()) is not None
+    except OSError:
+        return False
+
+
+# -- the closure of a callable -----------------------------------------------------------
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class _Thing:
+    kind: str  # def | const | module | pkg
+    module: str  # dotted module name (pkg: the distribution)
+    name: str = ""  # def/const: qualified name in the module; pkg: the version
+    path: str | None = None  # the module file (None: a namespace package or a package)
+
+    @property
+    def key(self) -> str:
+        if self.kind == "def":
+            return f"{self.module}:{self.name}"
+        if self.kind == "const":
+            return f"const {self.module}:{self.name}"
+        return f"{self.kind} {self.module}"
+
+
+@dataclass
+class _Closure:
+    """Resolves names through one project's modules; lives for one `code_entries` call."""
+
+    root: str
+    _modules: dict[str, str | None] = field(default_factory=dict)  # name -> file ("" namespace)
+    _infos: dict[str, ModuleInfo] = field(default_factory=dict)
+    _names: dict[str, str] = field(default_factory=dict)  # file -> dotted module name
+    _chains: dict[tuple[str, tuple[str, ...]], list[_Thing]] = field(default_factory=dict)
+
+    def project_module(self, name: str) -> str | None:
+        """The file of a project module; "" for a folder without __init__.py; None when
+        the module is not the project's."""
+        if name not in self._modules:
+            found = module_file(self.root, name)
+            if found is None and name and all(p.isidentifier() for p in name.split(".")):
+                folder = os.path.join(self.root, *name.split("."))
+                if os.path.isdir(folder) and (
+                    "." in name or (name not in _STDLIB and package_of(name) in (None, (name, None)))
+                ):
+                    found = ""  # a namespace package of the project
+            self._modules[name] = found
+        return self._modules[name]
+
+    def info(self, path: str) -> ModuleInfo:
+        if path not in self._infos:
+            self._infos[path] = module_info(path)
+        return self._infos[path]
+
+    def module_name(self, path: str) -> str:
+        name = self._names.get(path)
+        if name is None:
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")[:-3]
+            if rel.endswith("/__init__"):
+                rel = rel[: -len("/__init__")]
+            name = self._names[path] = rel.replace("/", ".")
+        return name
+
+    def module_thing(self, name: str) -> _Thing | None:
+        path = self.project_module(name)
+        if path is not None:
+            return _Thing("module", name, path=path or None)
+        pkg = package_of(name)
+        if pkg is None:
+            return None  # standard library
+        return _Thing("pkg", pkg[0], pkg[1] or "")
+
+    def absolute(self, path: str, level: int, module: str) -> str:
+        if not level:
+            return module
+        pkg = self.module_name(path).split(".")
+        if not path.endswith("__init__.py"):
+            pkg = pkg[:-1]
+        base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
+        return ".".join(base + ([module] if module else []))
+
+    # -- names -------------------------------------------------------------------------
+    def resolve_name(self, path: str, name: str, guard: frozenset = frozenset()) -> list[_Thing]:
+        """What a global `name` of the module at `path` is."""
+        if (path, name) in guard:
+            return []
+        guard = guard | {(path, name)}
+        info = self.info(path)
+        mod = self.module_name(path)
+        binds = info.bindings.get(name)
+        if not binds:
+            for level, star in info.stars:
+                target = self.absolute(path, level, star)
+                tpath = self.project_module(target)
+                if tpath:
+                    found = self.resolve_name(tpath, name, guard)
+                    if found:
+                        return found
+                elif tpath is None:
+                    pkg = self.module_thing(target)
+                    if pkg is not None and pkg.kind == "pkg" and name not in _BUILTINS:
+                        return [pkg]
+            return []
+        out: list[_Thing] = []
+        for b in binds:
+            if b[0] == "def":
+                out.append(_Thing("def", mod, name, path))
+            elif b[0] == "assign":
+                out.append(_Thing("const", mod, name, path))
+            elif b[0] == "import":
+                t = self.module_thing(b[1])
+                if t is not None:
+                    out.append(t)
+            else:  # from
+                _, level, module, attr = b
+                base = self.absolute(path, level, module)
+                out.extend(self.attribute(base, attr, guard))
+        return list(dict.fromkeys(out))
+
+    def attribute(self, module: str, attr: str, guard: frozenset = frozenset()) -> list[_Thing]:
+        """What `module.attr` is (`from module import attr`)."""
+        path = self.project_module(module)
+        if path is None:
+            t = self.module_thing(module)
+            return [t] if t is not None else []
+        if path and attr in self.info(path).bindings:
+            return self.resolve_name(path, attr, guard)
+        sub = self.module_thing(f"{module}.{attr}")
+        if sub is not None and sub.kind == "module":
+            return [sub]
+        if path:
+            found = self.resolve_name(path, attr, guard)  # through `from x import *`
+            if found:
+                return found
+            return [_Thing("module", module, path=path)]  # set at run time: count it whole
+        return []
+
+    def resolve_chain(self, path: str, chain: tuple[str, ...]) -> list[_Thing]:
+        """What a dotted read (`u.scale`, `np.random.seed`) in the module at `path` is."""
+        key = (path, chain)
+        found = self._chains.get(key)
+        if found is None:
+            found = self._chains[key] = self._resolve_chain(path, chain)
+        return found
+
+    def _resolve_chain(self, path: str, chain: tuple[str, ...]) -> list[_Thing]:
+        if chain[0] in _BUILTINS and chain[0] not in self.info(path).bindings \
+                and not self.info(path).stars:
+            return []
+        out: list[_Thing] = []
+        for t in self.resolve_name(path, chain[0]):
+            rest = chain[1:]
+            while t.kind == "module" and rest:
+                found = self.attribute(t.module, rest[0])
+                if len(found) != 1:
+                    out.extend(found)
+                    t = None  # type: ignore[assignment]
+                    break
+                t, rest = found[0], rest[1:]
+            if t is not None:
+                out.append(t)
+        return out
+
+    # -- what one thing counts as -------------------------------------------------------
+    def nodes_of(self, t: _Thing) -> list[ast.AST]:
+        """The def or class statements behind a def thing (several when the module
+        defines the name more than once, e.g. in both branches of an `if`)."""
+        info = self.info(t.path)  # type: ignore[arg-type]
+        parts = t.name.split(".")
+        nodes = [b[1] for b in info.bindings.get(parts[0], ()) if b[0] == "def"]
+        for part in parts[1:]:
+            nodes = [n for node in nodes for n in getattr(node, "body", ())
+                     if isinstance(n, (*_FUNCS, ast.ClassDef)) and n.name == part]
+        return nodes
+
+    def describe(self, t: _Thing) -> tuple[str | None, list[_Thing]]:
+        """(digest, the things it references)."""
+        if t.kind == "pkg":
+            return (t.name or None), []
+        if t.kind == "module":
+            if t.path is None:
+                return "namespace", []
+            info = self.info(t.path)
+            if info.tree is None:
+                return "unparsable:" + hash_bytes(info.data), []
+            digest = info.memo.get("module")
+            if digest is None:
+                digest = info.memo["module"] = ast_digest(info.tree)
+            refs: list[_Thing] = []
+            for name in info.bindings:
+                refs.extend(self.resolve_name(t.path, name))
+            return digest, refs
+        assert t.path is not None
+        info = self.info(t.path)
+        if info.tree is None:
+            return "unparsable:" + hash_bytes(info.data), []
+        memo_key = (t.kind, t.name)
+        cached = info.memo.get(memo_key)
+        if cached is None:
+            cached = info.memo[memo_key] = self._digest_and_reads(info, t)
+        digest, reads, extra = cached
+        refs = [x for chain in reads for x in self.resolve_chain(t.path, chain)]
+        refs.extend(extra)
+        return digest, refs
+
+    def _digest_and_reads(self, info: ModuleInfo, t: _Thing):
+        if t.kind == "def":
+            nodes = self.nodes_of(t)
+            if not nodes:
+                return None, (), [_Thing("module", t.module, path=t.path)]
+            extra = []
+            if "." in t.name:  # a method: its class counts too (it may use self.other())
+                extra.append(_Thing("def", t.module, t.name.split(".")[0], t.path))
+            if len(nodes) == 1:
+                return ast_digest(nodes[0]), global_reads(nodes[0]), extra
+            text = "\n".join(normalized_dump(n) for n in nodes)
+            reads = tuple(dict.fromkeys(c for n in nodes for c in global_reads(n)))
+            return hash_bytes(text.encode("utf-8", "backslashreplace")), reads, extra
+        # const: every module-level statement binding the name
+        stmts = [b[1] for b in info.bindings.get(t.name, ()) if b[0] == "assign"]
+        parts: list[str] = []
+        reads: dict[tuple[str, ...], None] = {}
+        for st in stmts:
+            value = _plain_value(st, t.name)
+            if value is not None:
+                parts.append("v:" + value)
+                continue
+            parts.append("s:" + normalized_dump(st))
+            for c in global_reads(st):
+                if c[0] != t.name:
+                    reads[c] = None
+        return hash_bytes("\n".join(parts).encode("utf-8", "backslashreplace")), tuple(reads), []
+
+
+def _plain_value(st: ast.AST, name: str) -> str | None:
+    """`NAME = <literal>` (or annotated): the value in canonical text; None otherwise."""
+    if isinstance(st, ast.Assign) and len(st.targets) == 1:
+        target, value = st.targets[0], st.value
+    elif isinstance(st, ast.AnnAssign) and st.value is not None:
+        target, value = st.target, st.value
+    else:
+        return None
+    if not (isinstance(target, ast.Name) and target.id == name):
+        return None
+    try:
+        return canonical_value(ast.literal_eval(value))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def canonical_value(v: Any) -> str:
+    """A plain value as text that does not depend on hash seeds (sets are sorted)."""
+    if isinstance(v, (set, frozenset)):
+        return f"{type(v).__name__}{{{','.join(sorted(canonical_value(x) for x in v))}}}"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{canonical_value(k)}:{canonical_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        inner = ",".join(canonical_value(x) for x in v)
+        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+    return f"{type(v).__name__}:{v!r}"
+
+
+def code_entries(root: str, ref: str, path: str) -> dict[str, str | None]:
+    """Everything the callable `ref` (defined in `path`) counts as code, keyed by name."""
+    root = os.path.abspath(root)
+    if not os.path.abspath(path).startswith(os.path.join(root, "")):
+        # A callable of an installed package: that package's version; its module's bytes
+        # when it belongs to no distribution or to an editable install.
+        module = ref.partition(":")[0]
+        pkg = package_of(module)
+        if pkg is not None and pkg[1] is not None and not is_editable(module):
+            return {f"pkg {pkg[0]}": pkg[1]}
+        with open(path, "rb") as f:
+            return {f"file {module}": hash_bytes(f.read())}
+    c = _Closure(root)
+    module, _, qual = ref.partition(":")
+    info = c.info(path)
+    if info.tree is None:
+        return {ref: "unparsable:" + hash_bytes(info.data)}
+    parts = qual.split(".")
+    start = c.resolve_name(path, parts[0])
+    if len(parts) > 1:  # Class.method: the method, and its class through it
+        owner = next((t for t in start if t.kind == "def"), None)
+        if owner is not None:
+            start = [_Thing("def", owner.module, ".".join([owner.name, *parts[1:]]), owner.path)]
+    if not start:  # nothing we can read binds it: count the module whole
+        start = [_Thing("module", module, path=path)]
+    entries: dict[str, str | None] = {}
+    queue = list(start)
+    while queue:
+        t = queue.pop()
+        key = t.key
+        if key in entries:
             continue
-        st = os.stat(f)
-        pkg = _package_of(root, f)
-        for name, level in _imports_of(f, st.st_mtime_ns, st.st_size):
-            if level:
-                base = pkg[: len(pkg) - (level - 1)] if level - 1 <= len(pkg) else []
-                parts = base + [p for p in name.split(".") if p]
-            else:
-                parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                found = module_file(root, ".".join(parts[:i]))
-                if found and found not in seen:
-                    stack.append(found)
-    return sorted(x for x in seen if x.startswith(root_prefix))
+        digest, refs = c.describe(t)
+        entries[key] = digest
+        queue.extend(r for r in refs if r.key not in entries)
+    return entries
+
+
+def entry_label(key: str, old: str | None = None, new: str | None = None) -> str:
+    """How a `code_entries` key is shown in a reason."""
+    kind, _, rest = key.partition(" ")
+    if kind == "const":
+        return rest
+    if kind == "pkg":
+        return f"{rest} {old or '(none)'} -> {new or '(none)'}"
+    if kind == "file":
+        return rest
+    return key

@@ -58,11 +58,7 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
         if kind == "cmd" and old_code.startswith("cmd:"):
             reasons.append("command changed")
         elif kind == "python":
-            old_files = then.get("code_files") or {}
-            changed = sorted(f for f in set(now.code_files or {}) | set(old_files)
-                             if (now.code_files or {}).get(f) != old_files.get(f))
-            where = f" ({', '.join(changed)})" if changed and old_files else ""
-            reasons.append(f"code changed: {now.code[7:].rpartition('@')[0]}{where}")
+            reasons.append("code changed: " + _code_change(now, old_code, then.get("code_files") or {}))
         elif kind == "version":
             reasons.append(f"code_version changed: {old_code.partition(':')[2] or '(none)'} -> {now.code[8:]}")
         else:
@@ -83,6 +79,28 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
         if now.env.get(name, _ABSENT) != old_env.get(name, _ABSENT):
             reasons.append(f"env changed: {name}")
     return reasons
+
+
+MAX_VIA = 4
+
+
+def _code_change(now: Trace, old_code: str, old: Mapping[str, Any]) -> str:
+    """`src.train:train`, or `src.train:train via src.util:scale` when the callable itself
+    is unchanged and what changed is something it uses (a helper, a constant, a package)."""
+    from .codehash import entry_label
+
+    ref = now.code[7:].rpartition("@")[0]
+    new = now.code_files or {}
+    if not old or not old_code.startswith(f"python:{ref}@") or not set(new) & set(old):
+        return ref  # a new callable, or a record that named files (an older pipetool)
+    changed = [k for k in sorted(set(new) | set(old)) if new.get(k, _ABSENT) != old.get(k, _ABSENT)]
+    if not changed or ref in changed:
+        return ref
+    # What was edited: one that appeared or went away came with an edit of a user of it.
+    changed = [k for k in changed if k in new and k in old] or changed
+    shown = [entry_label(k, old.get(k), new.get(k)) for k in changed[:MAX_VIA]]
+    more = f" and {len(changed) - MAX_VIA} more" if len(changed) > MAX_VIA else ""
+    return f"{ref} via {', '.join(shown)}{more}"
 
 
 def _param_changes(prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

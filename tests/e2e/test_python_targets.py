@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from .support import assert_invalid, ok, status_json
 
 PIPELINE = """
@@ -114,8 +112,6 @@ def test_editing_helper_the_callable_uses_reruns_it(project, pt):
     assert json.loads(project.read("out/model.json"))["double"] == 9
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §9 AST code hashing not built yet: codehash.py hashes the whole "
-                   "module file, so a comment or docstring edit reruns the target")
 def test_comment_only_edit_of_callable_does_not_rerun(project, pt):
     _setup(project)
     ok(pt("run"))
