@@ -21,11 +21,12 @@ from .params import (
     lookup,
     read_params_file,
 )
+from .paramschema import effective_params, schema_source
 from .paths import normalize
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
-CACHE_FORMAT = "2"  # bump when what the cache files hold changes
+CACHE_FORMAT = "3"  # bump when what the cache files hold changes
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -64,9 +65,10 @@ class _Locator:
 @dataclass
 class _SpecCache:
     """`.pipetool/spec.cache`: the validated file's top level, keyed by the file's bytes,
-    and the targets built from it, keyed by the effective params; the whole document
-    (needed only to build targets anew) in a second file. A no-op skips YAML, the schema
-    and path checks alike. Best effort: an unreadable cache is rebuilt, never trusted."""
+    and the effective params and the targets built from them, keyed by the params before
+    overrides, the overrides and the params schema's digest; the whole document (needed
+    only to build targets anew) in a second file. A no-op skips YAML, both schemas and
+    path checks alike. Best effort: an unreadable cache is rebuilt, never trusted."""
 
     path: str
     doc_key: str = ""
@@ -74,11 +76,12 @@ class _SpecCache:
     model_key: str = ""
     targets: dict[str, Target] | None = None
     derived: dict[str, Any] | None = None  # things computed from the targets (the graph)
+    params: dict[str, Any] | None = None  # the effective params (schema defaults in, validated)
 
     def read(self) -> None:
         saved = _unpickle(self.path)
-        if isinstance(saved, tuple) and len(saved) == 5:
-            self.doc_key, self.head, self.model_key, self.targets, self.derived = saved
+        if isinstance(saved, tuple) and len(saved) == 6:
+            self.doc_key, self.head, self.model_key, self.targets, self.derived, self.params = saved
 
     def read_doc(self) -> dict | None:
         saved = _unpickle(self.path + ".doc")
@@ -89,7 +92,7 @@ class _SpecCache:
     def write(self, doc: dict | None = None) -> None:
         if doc is not None:
             _pickle(self.path + ".doc", (self.doc_key, doc))
-        _pickle(self.path, (self.doc_key, self.head, self.model_key, self.targets, self.derived))
+        _pickle(self.path, (self.doc_key, self.head, self.model_key, self.targets, self.derived, self.params))
 
 
 def _unpickle(path: str) -> Any:
@@ -154,17 +157,23 @@ def load(
     if cache.doc_key != key or cache.head is None:
         doc, locate = _parse_document(data, shown)
         cache.doc_key, cache.head = key, {k: v for k, v in doc.items() if k != "targets"}
-        cache.model_key, cache.targets, cache.derived = "", None, None
+        cache.model_key, cache.targets, cache.derived, cache.params = "", None, None, None
 
     params = _effective_params(cache.head, root, locate)
     if base_params is not None:
         params = deep_merge(params, base_params)
-    params = apply_overrides(params, dict(overrides or {}))
-
-    model_key = hash_strings([json.dumps(params, sort_keys=True, default=str)])
-    if cache.model_key == model_key and cache.targets is not None:
-        targets = cache.targets
+    overrides = dict(overrides or {})
+    schema = schema_source(cache.head.get("params_schema"), root, lambda: locate(("params_schema",)))
+    model_key = hash_strings([
+        json.dumps(params, sort_keys=True, default=str),
+        json.dumps(overrides, sort_keys=True, default=str),
+        schema.digest if schema is not None else "",
+    ])
+    if cache.model_key == model_key and cache.targets is not None and cache.params is not None:
+        targets, params = cache.targets, cache.params
     else:
+        # Schema defaults, -S and validation: only when the params or the schema changed.
+        params = effective_params(params, overrides, schema, apply_overrides)
         new_doc = doc is not None
         if doc is None:
             doc = cache.read_doc()
@@ -172,14 +181,14 @@ def load(
             doc, locate = _parse_document(data, shown)
             new_doc = True
         targets = {name: _target(name, raw, params, root, locate) for name, raw in doc["targets"].items()}
-        cache.model_key, cache.targets, cache.derived = model_key, targets, {}
+        cache.model_key, cache.targets, cache.derived, cache.params = model_key, targets, {}, params
         cache.write(doc if new_doc else None)
     return Pipeline(
         root=root,
         file=path,
         targets=targets,
         params=params,
-        overrides=dict(overrides or {}),
+        overrides=overrides,
         order=tuple(targets),
         locate=lambda p, key=False: locate(p, key),
         derive=lambda name, build: _derive(cache, name, build),
@@ -202,7 +211,7 @@ def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
         where = lambda i=i: locate(("params_files", i))  # noqa: E731
         norm = normalize(rel, root, "params file", where)
         params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
-    for field, section in (("params_schema", "§9"), ("remote", "§8")):
+    for field, section in (("remote", "§8"),):
         if field in doc:
             raise PipelineError(
                 f"'{field}' (SPEC {section}) is not supported by this version of pipetool yet",

@@ -118,18 +118,29 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set each dotted key; a key not already known is an error naming the closest one."""
+def apply_overrides(
+    params: dict[str, Any], overrides: dict[str, Any], declared: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Set each dotted key; a key not already known is an error naming the closest one.
+
+    `declared`: further keys that may be set though no param holds them yet (those a
+    params schema declares); the mappings above them are created as needed."""
     if not overrides:
         return params
     result = copy.deepcopy(params)
     keys = known_keys(params)
+    extra = [k for k in declared if k not in keys]
     for key, value in overrides.items():
-        if lookup(params, key) is MISSING:
-            raise UsageError(f"-S {key}: unknown param{closest(key, keys)}")
+        if lookup(params, key) is MISSING and key not in extra:
+            raise UsageError(f"-S {key}: unknown param{closest(key, keys + extra)}")
         parts = key.split(".")
         node = result
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
+            if part not in node:
+                node[part] = {}
+            elif not isinstance(node[part], dict):
+                above = ".".join(parts[: i + 1])
+                raise UsageError(f"-S {key}: param {above} is not a mapping")
             node = node[part]
         node[parts[-1]] = value
     return result
