@@ -67,7 +67,7 @@ def bench_runs(root: str, n_runs: int, repeat: int) -> float:
         params = {"train": {"lr": 0.1 + (i % 7) / 100, "epochs": 10}}
         store_runs.start(conn, rid, parent, ["pipetool", "run"], "2026-11-25T00:00:00+00:00", params,
                          {"train.lr": params["train"]["lr"]}, [f"train.lr: 0.1 -> {params['train']['lr']}"], "run")
-        store_runs.record_targets(conn, rid, [(f"t{k}", "built", "f" * 32, "param changed", 0.1, {f"o{k}": "d" * 32})
+        store_runs.record_targets(conn, rid, [(f"t{k}", "built", "f" * 32, "param changed", 0.1, {f"o{k}": "d" * 32}, [])
                                               for k in range(5)])
         store_runs.finish(conn, rid, "succeeded", "2026-11-25T00:00:01+00:00",
                           {"metrics/eval.json": {"acc": 0.9 + (i % 10) / 1000, "loss": 0.2}})

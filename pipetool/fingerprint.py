@@ -53,7 +53,27 @@ def canonical(value: Any) -> str:
 
 
 def code_part(p: Pipeline, t: Target, hasher: Hasher) -> tuple[str, dict[str, str | None] | None]:
-    """The code part of the fingerprint, and for callables the entries it covers."""
+    """The code part of the fingerprint, and for callables the entries it covers; a
+    target's checks are part of its code (a new or edited check reruns the target)."""
+    code, entries = _own_code(p, t)
+    if not t.checks:
+        return code, entries
+    from .codehash import code_entries, resolve_callable
+
+    parts = [code]
+    entries = dict(entries or {})
+    for i, c in enumerate(t.checks):
+        if c.cmd is not None:
+            parts.append("check cmd:" + c.cmd)
+            continue
+        path = resolve_callable(p.root, c.python, p.where("targets", t.name, "checks", i))
+        sub = code_entries(p.root, c.python, path)
+        parts.append(f"check python:{c.python}@{hash_strings(f'{k}={v}' for k, v in sorted(sub.items()))}")
+        entries.update({f"check {k}": v for k, v in sub.items()})
+    return "\n".join(parts), entries or None
+
+
+def _own_code(p: Pipeline, t: Target) -> tuple[str, dict[str, str | None] | None]:
     if t.code_version is not None:
         return "version:" + t.code_version, None
     if t.cmd_template is not None:

@@ -53,7 +53,11 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
         return ["fingerprint changed"]
     reasons: list[str] = []
     old_code = then.get("code", "")
-    if now.code != old_code:
+    now_own, _, now_checks = now.code.partition("\ncheck ")
+    old_own, _, old_checks = old_code.partition("\ncheck ")
+    if now_checks != old_checks:
+        reasons.append("checks changed")
+    if now_own != old_own:
         kind = now.code.partition(":")[0]
         if kind == "cmd" and old_code.startswith("cmd:"):
             reasons.append("command changed")

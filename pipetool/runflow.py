@@ -132,7 +132,8 @@ class _Hooks:
             if result.action == BUILT:
                 self._cache_outs(self.proj.pipeline.targets[name], trace, outs)
         store_runs.record_targets(self.conn, self.run_id, [
-            (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs)])
+            (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs,
+             result.checks)])
         self.journaled.add(name)
 
     def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None]) -> None:
@@ -264,7 +265,8 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
     assert conn is not None
     store_runs.record_targets(conn, run_id, [
         (n, r.action, r.fingerprint or (records[n].fingerprint if n in records else None), r.reason,
-         round(r.duration_s, 3), r.outs or (records[n].outs if n in records and r.action == SKIPPED else {}))
+         round(r.duration_s, 3), r.outs or (records[n].outs if n in records and r.action == SKIPPED else {}),
+         r.checks)
         for n, r in results.items() if n not in journaled])
     metric_files = [m for n, r in results.items() if r.action in (BUILT, RESTORED, SKIPPED)
                     for m in p.targets[n].metrics]

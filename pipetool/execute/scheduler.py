@@ -29,6 +29,10 @@ class TargetResult:
     duration_s: float = 0.0
     fingerprint: str = ""
     outs: dict[str, str | None] = field(default_factory=dict)
+    checks: list[dict] = field(default_factory=list)  # {"name", "ok", "message"} per check
+
+
+CHECK_SEP = "\0check"  # a check job's key: TARGET + CHECK_SEP + index
 
 
 @dataclass
@@ -102,9 +106,9 @@ class _Scheduler:
         except BaseException:
             if self.executor is not None:
                 self.executor.cancel_all()
-            for name in self.running:
-                self.results[name].action = FAILED
-                self.results[name].reason = "interrupted"
+            for key in self.running:
+                res = self.results[key.partition(CHECK_SEP)[0]]
+                res.action, res.reason = FAILED, "interrupted"
             self._not_run("interrupted")
             raise
         finally:
@@ -173,6 +177,9 @@ class _Scheduler:
         self.results[name] = TargetResult("running", "; ".join(reasons), 0.0, self.traces[name].fingerprint)
 
     def _finish(self, outcome: Outcome) -> None:
+        if CHECK_SEP in outcome.target:
+            self._check_done(outcome)
+            return
         name = outcome.target
         res = self.results[name]
         res.duration_s = outcome.duration_s
@@ -186,15 +193,48 @@ class _Scheduler:
             if missing:
                 ok, message = False, f"did not write its out {missing[0]}" + (
                     f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-        if ok:
-            res.action, res.outs = BUILT, outs
-            self.hooks.record(name, self.traces[name], outs, res)
-            self.reporter.finished(name, res)
-            self._complete(name)
+        if not ok:
+            self._fail(name, message, _tail(self.opts, name), _log_path(self.opts, name))
             return
+        res.outs = outs
+        if t.checks:  # judged by its checks before it counts as built
+            res.checks = [{"name": c.name, "ok": None, "message": ""} for c in t.checks]
+            for i, c in enumerate(t.checks):
+                self.executor.submit(_check_job(self.p, t, i, self.opts, self.hooks.job_kwargs))
+                self.running.add(f"{name}{CHECK_SEP}{i}")
+            return
+        self._built(name)
+
+    def _built(self, name: str) -> None:
+        res = self.results[name]
+        res.action = BUILT
+        self.hooks.record(name, self.traces[name], res.outs, res)
+        self.reporter.finished(name, res)
+        self._complete(name)
+
+    def _check_done(self, outcome: Outcome) -> None:
+        name, _, idx = outcome.target.partition(CHECK_SEP)
+        res = self.results[name]
+        entry = res.checks[int(idx)]
+        entry["ok"] = outcome.ok
+        entry["message"] = "" if outcome.ok else (_tail(self.opts, outcome.target, 1) or outcome.message)
+        res.duration_s += outcome.duration_s
+        if any(c["ok"] is None for c in res.checks):
+            return
+        failed = [(i, c) for i, c in enumerate(res.checks) if not c["ok"]]
+        if not failed:
+            self._built(name)
+            return
+        i, c = failed[0]
+        key = f"{name}{CHECK_SEP}{i}"
+        self._fail(name, f"check failed: {c['name']}: {c['message']}", _tail(self.opts, key),
+                   _log_path(self.opts, key))
+
+    def _fail(self, name: str, message: str, tail: str, log: str) -> None:
+        res = self.results[name]
         res.action, res.reason = FAILED, message
         self.hooks.record(name, self.traces[name], {}, res)
-        self.reporter.failed(name, message, _tail(self.opts, name), _log_path(self.opts, name))
+        self.reporter.failed(name, message, tail, log)
         for d in sorted(self.g.closure_down([name]) - {name}):
             if d in self.chosen and d not in self.results:
                 self.results[d] = TargetResult(NOT_RUN, f"upstream failed: {name}")
@@ -214,8 +254,10 @@ class _Scheduler:
                 self.results[n] = TargetResult(NOT_RUN, reason)
 
 
-def _log_path(opts: RunOptions, name: str) -> str:
-    return os.path.join(opts.log_dir, f"{name}.log")
+def _log_path(opts: RunOptions, key: str) -> str:
+    """TARGET.log, or TARGET.check-N.log for a target's Nth check."""
+    name, sep, idx = key.partition(CHECK_SEP)
+    return os.path.join(opts.log_dir, f"{name}.check-{idx}.log" if sep else f"{name}.log")
 
 
 def _tail(opts: RunOptions, name: str, lines: int = 20) -> str:
@@ -239,6 +281,18 @@ def _prepare_outs(root: str, t: Target, hasher: Hasher) -> None:
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or root, exist_ok=True)
         hasher.forget(o)
+
+
+def _check_job(p: Pipeline, t: Target, i: int, opts: RunOptions, job_kwargs) -> Job:
+    """A check runs like its target: cwd = the root, the same env; a callable check gets
+    the same keyword arguments the target's callable would."""
+    check = t.checks[i]
+    key = f"{t.name}{CHECK_SEP}{i}"
+    env = {"PIPETOOL_PARAMS": opts.params_file, "PIPETOOL_RUN_ID": opts.run_id, "PIPETOOL_TARGET": t.name}
+    if check.cmd is not None:
+        return Job(key, p.root, env, _log_path(opts, key), cmd=check.cmd)
+    kwargs, ambiguous = job_kwargs(t)
+    return Job(key, p.root, env, _log_path(opts, key), python=check.python, kwargs=kwargs, ambiguous=ambiguous)
 
 
 def _job(p: Pipeline, t: Target, opts: RunOptions, job_kwargs) -> Job:

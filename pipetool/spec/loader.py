@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import PipelineError, UsageError, Where
 from ..hashing import hash_bytes, hash_strings
 from .interpolate import interpolate
-from .model import Dep, Pipeline, Target
+from .model import Check, Dep, Pipeline, Target
 from .params import (
     MISSING,
     apply_overrides,
@@ -226,7 +226,7 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     if has_cmd == has_py:
         what = "both 'cmd' and 'python'" if has_cmd else "neither 'cmd' nor 'python'"
         raise PipelineError(f"target '{name}' has {what}; give exactly one", lambda: locate(at, True))
-    for field, section in (("checks", "§9"), ("resources", "§8")):
+    for field, section in (("resources", "§8"),):
         if field in raw:
             raise PipelineError(
                 f"target '{name}': '{field}' (SPEC {section}) is not supported by this version of pipetool yet",
@@ -283,4 +283,17 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
         desc=raw.get("desc", ""),
         code_version=None if code_version is None else str(code_version),
         cmd_template=template,
+        checks=tuple(_check(c, params, name, i, locate) for i, c in enumerate(raw.get("checks") or [])),
     )
+
+
+def _check(raw, params: dict, name: str, i: int, locate: _Locator) -> Check:
+    """A check: a command (with `${...}` like a target's cmd) or {python: mod:func}."""
+    if isinstance(raw, dict):
+        return Check(python=raw["python"])
+    cmd, _, unknown = interpolate(raw, params)
+    if unknown:
+        raise PipelineError(
+            f"target '{name}': check uses unknown param '${{{unknown[0]}}}'{closest(unknown[0], known_keys(params))}",
+            lambda: locate(("targets", name, "checks", i)))
+    return Check(cmd=cmd)

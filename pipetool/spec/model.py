@@ -14,6 +14,18 @@ class Dep:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A check run after its target succeeds: a command, or a callable (`module:function`)."""
+
+    cmd: str | None = None
+    python: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.python if self.python is not None else (self.cmd or "")
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     cmd: str | None  # after ${...} substitution
@@ -29,6 +41,7 @@ class Target:
     desc: str = ""
     code_version: str | None = None
     cmd_template: str | None = None  # cmd as written, ${...} unexpanded
+    checks: tuple[Check, ...] = ()
     resources: tuple[tuple[str, float], ...] = ()
 
     @property

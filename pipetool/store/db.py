@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS runs (
     changed TEXT, kind TEXT);
 CREATE TABLE IF NOT EXISTS run_targets (
     run_id TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, fingerprint TEXT,
-    reason TEXT, duration_s REAL, outs TEXT, PRIMARY KEY (run_id, target));
+    reason TEXT, duration_s REAL, outs TEXT, checks TEXT, PRIMARY KEY (run_id, target));
 CREATE TABLE IF NOT EXISTS run_cache (
     fingerprint TEXT PRIMARY KEY, target TEXT NOT NULL, outs TEXT NOT NULL,
     dirs TEXT NOT NULL, trace TEXT NOT NULL, run_id TEXT, created_at REAL, execs TEXT);

@@ -28,10 +28,11 @@ def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[
 
 
 def record_targets(conn: sqlite3.Connection, run_id: str, rows: Iterable[tuple]) -> None:
-    """(target, action, fingerprint, reason, duration_s, outs) rows, in one transaction."""
-    data = [(run_id, t, a, fp, r, d, json.dumps(o, sort_keys=True)) for t, a, fp, r, d, o in rows]
+    """(target, action, fingerprint, reason, duration_s, outs, checks) rows, in one transaction."""
+    data = [(run_id, t, a, fp, r, d, json.dumps(o, sort_keys=True), json.dumps(ck))
+            for t, a, fp, r, d, o, ck in rows]
     if data:
-        with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?)", data))
+        with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", data))
 
 
 def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str, metrics: dict[str, Any]) -> None:
@@ -81,11 +82,11 @@ def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
         raise UsageError(f"no run {run_id}")
     m = _summary(row)
     targets: dict[str, Any] = {}
-    for t, action, fp, reason, dur, outs in conn.execute(
-            "SELECT target, action, fingerprint, reason, duration_s, outs FROM run_targets WHERE run_id=? "
-            "ORDER BY rowid", (run_id,)):
+    for t, action, fp, reason, dur, outs, checks in conn.execute(
+            "SELECT target, action, fingerprint, reason, duration_s, outs, checks FROM run_targets "
+            "WHERE run_id=? ORDER BY rowid", (run_id,)):
         targets[t] = {"action": action, "fingerprint": fp, "reason": reason, "duration_s": dur,
-                      "outs": json.loads(outs or "{}")}
+                      "outs": json.loads(outs or "{}"), "checks": json.loads(checks or "[]")}
     m["targets"] = targets
     metrics = m.pop("metrics")
     m.pop("changed")
