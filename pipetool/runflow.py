@@ -228,12 +228,7 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
         raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
     if records is None:
         records = proj.records()  # read under the lock: another run may just have finished
-    parent_params = {}
-    if parent:
-        try:
-            parent_params = store_runs.manifest(conn, parent)["params"]
-        except PipelineError:
-            parent_params = {}
+    parent_params = store_runs.run_params(conn, parent) if parent else {}
     store_runs.start(conn, run_id, parent, argv, now_iso(), p.params, p.overrides,
                      param_changes(parent_params, p.params) if parent else [], kind)
     store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))

@@ -75,6 +75,12 @@ def summaries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs ORDER BY id")]
 
 
+def run_params(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    """A run's effective params alone (no per-target detail)."""
+    row = conn.execute("SELECT params FROM runs WHERE id=?", (run_id,)).fetchone()
+    return json.loads(row[0] or "{}") if row else {}
+
+
 def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """One run's full manifest, assembled from the index."""
     row = conn.execute(f"SELECT {COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -120,9 +126,11 @@ def write_manifest_file(root: str, m: dict[str, Any]) -> None:
     path = manifest_path(root, m["id"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
+    # Compact: the C encoder writes it in a fraction of the pretty printer's time, and
+    # `pipetool show` is what people read.
+    text = json.dumps(m, sort_keys=True, separators=(",", ":"), default=str)
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(m, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
+        f.write(text + "\n")
     os.replace(tmp, path)
 
 
