@@ -23,13 +23,14 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import PipelineError, WhereLike
 from .hashing import hash_bytes
+from .pkgversions import STDLIB, is_editable, package_of
+from .pyast import FUNCS, collect_bindings, ast_digest, global_reads, normalized_dump
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class ModuleInfo:
         if self._bindings is None:
             self._bindings = {}
             if self.tree is not None:
-                _collect_bindings(self.tree.body, self._bindings, self._stars)
+                collect_bindings(self.tree.body, self._bindings, self._stars)
         return self._bindings
 
     @property
@@ -173,379 +174,6 @@ def _bound_otherwise(tree, name: str) -> bool:
     return False
 
 
-# -- normalized AST ----------------------------------------------------------------------
-
-_DOC_HOLDERS = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-_SKIPPED_FIELDS = frozenset(("type_comment", "kind"))  # `# type:` comments, u"" prefixes
-
-
-def _has_docstring(body: list) -> bool:
-    return bool(body) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-        and isinstance(body[0].value.value, str)
-
-
-class _Text(str):
-    """A piece of output pushed on `_dump`'s stack (anything else there is a value)."""
-
-
-_OPEN_LIST, _CLOSE_LIST, _CLOSE, _COMMA = _Text("["), _Text("]"), _Text(")"), _Text(",")
-_FIELD_TEXT: dict[str, _Text] = {}
-
-
-def _dump(root: Any, out: list[str]) -> None:
-    """Iterative, so a deeply nested expression (a sum of a thousand terms) is no problem."""
-    stack: list[Any] = [root]
-    pop, push, append = stack.pop, stack.extend, out.append
-    while stack:
-        node = pop()
-        if type(node) is _Text:
-            append(node)
-        elif isinstance(node, ast.AST):
-            items: list[Any] = [_Text(type(node).__name__ + "(")]
-            doc_holder = isinstance(node, _DOC_HOLDERS)
-            for name in node._fields:
-                if name in _SKIPPED_FIELDS:
-                    continue
-                value = getattr(node, name, None)
-                if doc_holder and name == "body" and _has_docstring(value):
-                    value = value[1:]
-                label = _FIELD_TEXT.get(name)
-                if label is None:
-                    label = _FIELD_TEXT[name] = _Text(name + "=")
-                items += (label, value, _COMMA)
-            items.append(_CLOSE)
-            push(reversed(items))
-        elif isinstance(node, list):
-            items = [_OPEN_LIST]
-            for x in node:
-                items += (x, _COMMA)
-            items.append(_CLOSE_LIST)
-            push(reversed(items))
-        else:
-            append(repr(node))
-
-
-def normalized_dump(node: ast.AST) -> str:
-    """The node as text without positions, `# type:` comments or docstrings (at any depth):
-    what a formatter, a comment or a docstring edit cannot change."""
-    out: list[str] = []
-    _dump(node, out)
-    return "".join(out)
-
-
-def ast_digest(node: ast.AST) -> str:
-    return hash_bytes(normalized_dump(node).encode("utf-8", "backslashreplace"))
-
-
-def source_ast_digest(data: bytes, filename: str = "<script>") -> str | None:
-    """Digest of a Python source's normalized AST; None when it does not parse."""
-    try:
-        tree = ast.parse(data, filename=filename)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    return ast_digest(tree)
-
-
-# -- module-level bindings -------------------------------------------------------------
-
-_COMPOUND_BODIES = ("body", "orelse", "finalbody", "handlers")
-
-
-def _target_names(targets: Iterable[ast.AST]) -> list[str]:
-    out = []
-    for t in targets:
-        for n in ast.walk(t):
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
-                out.append(n.id)
-    return out
-
-
-def _collect_bindings(body: list, b: dict[str, list[tuple]], stars: list[tuple[int, str]]) -> None:
-    """Module-scope bindings, also those inside if/try/for/with/while/match blocks."""
-    for st in body:
-        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            b.setdefault(st.name, []).append(("def", st))
-        elif isinstance(st, ast.Import):
-            for a in st.names:
-                if a.asname:
-                    b.setdefault(a.asname, []).append(("import", a.name))
-                else:
-                    head = a.name.split(".")[0]
-                    b.setdefault(head, []).append(("import", head))
-        elif isinstance(st, ast.ImportFrom):
-            for a in st.names:
-                if a.name == "*":
-                    stars.append((st.level, st.module or ""))
-                else:
-                    b.setdefault(a.asname or a.name, []).append(("from", st.level, st.module or "", a.name))
-        elif isinstance(st, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            if isinstance(st, ast.AnnAssign) and st.value is None:
-                continue  # `x: int` binds nothing
-            targets = st.targets if isinstance(st, ast.Assign) else [st.target]
-            for name in _target_names(targets):
-                b.setdefault(name, []).append(("assign", st))
-        else:
-            # A compound statement: what its header binds (for/with targets, `except E as
-            # e`, walrus, match captures) counts by the whole statement; its blocks are
-            # module scope too.
-            header: list[ast.AST] = []
-            for name, value in ast.iter_fields(st):
-                if name in _COMPOUND_BODIES or name == "cases":
-                    continue
-                if isinstance(value, list):
-                    header.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
-                    header.append(value)
-            bound = _target_names(header)
-            for h in ast.walk(st) if isinstance(st, ast.Match) else ():
-                if isinstance(h, (ast.MatchAs, ast.MatchStar)) and h.name:
-                    bound.append(h.name)
-            for h in getattr(st, "handlers", ()):
-                if h.name:
-                    bound.append(h.name)
-            for name in bound:
-                b.setdefault(name, []).append(("assign", st))
-            for name in _COMPOUND_BODIES:
-                sub = getattr(st, name, None)
-                if isinstance(sub, list):
-                    stmts = [s.body if isinstance(s, ast.ExceptHandler) else [s] for s in sub]
-                    _collect_bindings([x for group in stmts for x in group], b, stars)
-            for case in getattr(st, "cases", ()):
-                _collect_bindings(case.body, b, stars)
-
-
-# -- what a piece of code reads from the module's global scope ---------------------------
-
-_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
-_COMPS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-_FUNCLIKE = (*_FUNCS, ast.Lambda)
-_ANONYMOUS = (ast.Lambda, *_COMPS)
-_SCOPES = (*_FUNCS, ast.ClassDef, *_ANONYMOUS)
-_MATCH_NAMED = (ast.MatchAs, ast.MatchStar)
-
-
-def _chain(node: ast.Attribute) -> tuple[str, ...] | None:
-    attrs = []
-    n: ast.AST = node
-    while isinstance(n, ast.Attribute):
-        attrs.append(n.attr)
-        n = n.value
-    if isinstance(n, ast.Name):
-        return (n.id, *reversed(attrs))
-    return None
-
-
-def _header_parts(n: ast.AST) -> list[ast.AST]:
-    """What a def, class, lambda or comprehension evaluates in its *enclosing* scope."""
-    if isinstance(n, _FUNCLIKE):
-        a = n.args
-        parts: list[ast.AST] = list(a.defaults) + [d for d in a.kw_defaults if d is not None]
-        if not isinstance(n, ast.Lambda):
-            parts += n.decorator_list
-            parts += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs if x.annotation]
-            parts += [x.annotation for x in (a.vararg, a.kwarg) if x is not None and x.annotation]
-            if n.returns is not None:
-                parts.append(n.returns)
-        return parts
-    if isinstance(n, ast.ClassDef):
-        return list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]
-    if isinstance(n, _COMPS):
-        return [n.generators[0].iter]
-    return []
-
-
-def _inner_parts(n: ast.AST) -> tuple[list[ast.AST], set[str]]:
-    """(what runs in the new scope, the names its parameters bind)."""
-    if isinstance(n, _FUNCLIKE):
-        a = n.args
-        params = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs}
-        params |= {x.arg for x in (a.vararg, a.kwarg) if x is not None}
-        return (list(n.body) if isinstance(n.body, list) else [n.body]), params
-    if isinstance(n, ast.ClassDef):
-        return list(n.body), set()
-    if isinstance(n, _COMPS):
-        first = n.generators[0]
-        parts: list[ast.AST] = [first.target, *first.ifs]
-        for g in n.generators[1:]:
-            parts += [g.target, g.iter, *g.ifs]
-        parts += [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
-        return parts, set()
-    return [], set()
-
-
-def _scan(parts: list[ast.AST], params: set[str], visible: frozenset, is_class: bool,
-          found: dict[tuple[str, ...], None]) -> None:
-    bound = set(params)
-    declared_global: set[str] = set()
-    loads: list[tuple[str, ...]] = []
-    nested: list[ast.AST] = []
-    stack = list(parts)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ast.Name):
-            if isinstance(n.ctx, ast.Load):
-                loads.append((n.id,))
-            else:
-                bound.add(n.id)
-        elif isinstance(n, ast.Attribute):
-            c = _chain(n)
-            if c is not None:
-                loads.append(c)
-            else:
-                stack.append(n.value)
-        elif isinstance(n, _SCOPES):
-            if not isinstance(n, _ANONYMOUS):
-                bound.add(n.name)
-            stack.extend(_header_parts(n))
-            nested.append(n)
-        elif isinstance(n, ast.Global):
-            declared_global.update(n.names)
-        elif isinstance(n, ast.Nonlocal):
-            bound.update(n.names)
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name.split(".")[0]) for a in n.names if a.name != "*")
-        else:
-            if isinstance(n, ast.ExceptHandler) and n.name:
-                bound.add(n.name)
-            elif isinstance(n, _MATCH_NAMED) and n.name:
-                bound.add(n.name)
-            elif isinstance(n, ast.MatchMapping) and n.rest:
-                bound.add(n.rest)
-            stack.extend(ast.iter_child_nodes(n))
-    bound -= declared_global
-    for c in loads:
-        if c[0] not in bound and c[0] not in visible:
-            found[c] = None
-    # Names bound in a class body are not visible to the functions inside it.
-    inner_visible = visible if is_class else visible | bound
-    for n in nested:
-        body, p = _inner_parts(n)
-        _scan(body, p, inner_visible, isinstance(n, ast.ClassDef), found)
-
-
-def global_reads(node: ast.AST) -> tuple[tuple[str, ...], ...]:
-    """The dotted chains (`np.random.seed` as ("np", "random", "seed")) that a def, class or
-    module-level statement reads from its module's global scope, in no particular order."""
-    found: dict[tuple[str, ...], None] = {}
-    _scan([node], set(), frozenset(), False, found)
-    return tuple(found)
-
-
-# -- installed packages ---------------------------------------------------------------
-
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
-_DISTS: dict[str, tuple[str, str | None, str]] | None = None  # normalized name -> (name, version, info dir)
-_TOPS: dict[str, str] | None = None  # top-level module -> normalized distribution name
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _dist_index() -> dict[str, tuple[str, str | None, str]]:
-    """Installed distributions from the `*.dist-info` / `*.egg-info` folders on sys.path
-    (first one wins, as for imports); no importlib.metadata (its import alone costs more)."""
-    global _DISTS
-    if _DISTS is None:
-        index: dict[str, tuple[str, str | None, str]] = {}
-        for entry in sys.path:
-            if not entry or not os.path.isdir(entry):
-                continue
-            try:
-                names = os.listdir(entry)
-            except OSError:
-                continue
-            for n in names:
-                if n.endswith(".dist-info"):
-                    name, _, version = n[: -len(".dist-info")].partition("-")
-                elif n.endswith(".egg-info"):
-                    name, _, rest = n[: -len(".egg-info")].partition("-")
-                    version = rest.split("-py")[0]
-                else:
-                    continue
-                index.setdefault(_norm(name), (name, version or None, os.path.join(entry, n)))
-        _DISTS = index
-    return _DISTS
-
-
-def _dist_version(info_dir: str) -> str | None:
-    for meta in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(info_dir, meta), "rb") as f:
-                head = f.read(4096).decode("utf-8", "replace")
-        except OSError:
-            continue
-        m = re.search(r"^Version:\s*(\S+)", head, re.M)
-        if m:
-            return m.group(1)
-    return None
-
-
-def _top_level_map() -> dict[str, str]:
-    """Top-level module -> distribution, for modules not named after their distribution
-    (sklearn, yaml, PIL): from top_level.txt, else RECORD. Built only when needed."""
-    global _TOPS
-    if _TOPS is None:
-        tops: dict[str, str] = {}
-        for key, (_, _, info_dir) in _dist_index().items():
-            names: set[str] = set()
-            try:
-                with open(os.path.join(info_dir, "top_level.txt"), encoding="utf-8", errors="replace") as f:
-                    names = {line.strip() for line in f if line.strip()}
-            except OSError:
-                try:
-                    with open(os.path.join(info_dir, "RECORD"), encoding="utf-8", errors="replace") as f:
-                        for line in f:
-                            first = line.split(",", 1)[0].split("/", 1)[0]
-                            if first.endswith(".py"):
-                                first = first[:-3]
-                            if first and first.isidentifier():
-                                names.add(first)
-                except OSError:
-                    pass
-            for name in names:
-                tops.setdefault(name, key)
-        _TOPS = tops
-    return _TOPS
-
-
-def _dist_of(module: str) -> tuple[str, str | None, str] | None:
-    top = module.split(".")[0]
-    index = _dist_index()
-    key = _norm(top)
-    if key not in index:
-        key = _top_level_map().get(top, "")
-    return index.get(key)
-
-
-def package_of(module: str) -> tuple[str, str | None] | None:
-    """(distribution name, version) of an installed module's top-level package; None for
-    the standard library; (top-level name, None) when no installed distribution has it."""
-    top = module.split(".")[0]
-    if top in _STDLIB or not top:
-        return None
-    dist = _dist_of(top)
-    if dist is None:
-        return top, None
-    name, version, info_dir = dist
-    if version is None:
-        version = _dist_version(info_dir)
-    return name, version
-
-
-def is_editable(module: str) -> bool:
-    """Whether the module's distribution is an editable install (`pip install -e`): its
-    code changes without its version."""
-    dist = _dist_of(module)
-    if dist is None:
-        return False
-    try:
-        with open(os.path.join(dist[2], "direct_url.json"), "rb") as f:
-            return re.search(rb'"editable"\s*:\s*true', f.read()) is not None
-    except OSError:
-        return False
-
-
 # -- the closure of a callable -----------------------------------------------------------
 
 _BUILTINS = frozenset(dir(builtins))
@@ -585,7 +213,7 @@ class _Closure:
             if found is None and name and all(p.isidentifier() for p in name.split(".")):
                 folder = os.path.join(self.root, *name.split("."))
                 if os.path.isdir(folder) and (
-                    "." in name or (name not in _STDLIB and package_of(name) in (None, (name, None)))
+                    "." in name or (name not in STDLIB and package_of(name) in (None, (name, None)))
                 ):
                     found = ""  # a namespace package of the project
             self._modules[name] = found
@@ -714,7 +342,7 @@ class _Closure:
         nodes = [b[1] for b in info.bindings.get(parts[0], ()) if b[0] == "def"]
         for part in parts[1:]:
             nodes = [n for node in nodes for n in getattr(node, "body", ())
-                     if isinstance(n, (*_FUNCS, ast.ClassDef)) and n.name == part]
+                     if isinstance(n, (*FUNCS, ast.ClassDef)) and n.name == part]
         return nodes
 
     def describe(self, t: _Thing) -> tuple[str | None, list[_Thing]]:

@@ -110,7 +110,7 @@ def dep_digest(hasher: Hasher, path: str, mode: str = "auto") -> str | None:
     if entry is not None:
         digest = entry[5]
     else:
-        from .codehash import source_ast_digest
+        from .pyast import source_ast_digest
 
         try:
             with open(os.path.join(hasher.root, path), "rb") as f:

@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipetool.codehash import (
-    canonical_value,
-    code_entries,
-    global_reads,
-    module_info,
-    normalized_dump,
-    package_of,
-    source_ast_digest,
-)
+from pipetool.codehash import canonical_value, code_entries, module_info
+from pipetool.pkgversions import package_of
+from pipetool.pyast import global_reads, normalized_dump, source_ast_digest
 from pipetool.fingerprint import Trace, dep_digest
 from pipetool.hashing import Hasher
 from pipetool.plan import explain_trace
