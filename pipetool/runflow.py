@@ -198,9 +198,9 @@ def read_metrics(root: str, paths) -> dict[str, Any]:
         if not os.path.isfile(path):
             continue
         try:
-            out[rel] = _finite(read_params_file(path, rel, None))
+            out[rel] = _finite(read_params_file(path, rel, None, kind="metrics file"))
         except PipelineError as exc:
-            print(f"pipetool: warning: metrics {rel} not read: {exc.message}", file=sys.stderr)
+            print(f"pipetool: warning: {exc.render()} (not recorded)", file=sys.stderr)
     return out
 
 

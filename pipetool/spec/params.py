@@ -54,15 +54,15 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_params_file(path: str, shown: str, where: WhereLike) -> dict[str, Any]:
+def read_params_file(path: str, shown: str, where: WhereLike, kind: str = "params file") -> dict[str, Any]:
     """A YAML, JSON or TOML file holding a mapping of params."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise PipelineError(f"params file '{shown}' does not exist", where) from None
+        raise PipelineError(f"{kind} '{shown}' does not exist", where) from None
     except OSError as exc:
-        raise PipelineError(f"params file '{shown}' cannot be read: {exc.strerror}", where) from None
+        raise PipelineError(f"{kind} '{shown}' cannot be read: {exc.strerror}", where) from None
     ext = os.path.splitext(path)[1].lower()
     if ext in (".yaml", ".yml"):
         from .yamlread import parse_yaml
@@ -72,7 +72,7 @@ def read_params_file(path: str, shown: str, where: WhereLike) -> dict[str, Any]:
         try:
             value = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PipelineError(f"params file is not valid JSON: {exc}", Where(shown)) from None
+            raise PipelineError(f"{kind} is not valid JSON: {exc}", Where(shown)) from None
     elif ext == ".toml":
         try:
             import tomllib
@@ -81,15 +81,15 @@ def read_params_file(path: str, shown: str, where: WhereLike) -> dict[str, Any]:
         try:
             value = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PipelineError(f"params file is not valid TOML: {exc}", Where(shown)) from None
+            raise PipelineError(f"{kind} is not valid TOML: {exc}", Where(shown)) from None
     else:
         raise PipelineError(
-            f"params file '{shown}' must end in .yaml, .yml, .json or .toml", where
+            f"{kind} '{shown}' must end in .yaml, .yml, .json or .toml", where
         )
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise PipelineError(f"params file must hold a mapping, not {type(value).__name__}", Where(shown))
+        raise PipelineError(f"{kind} must hold a mapping, not {type(value).__name__}", Where(shown))
     return value
 
 
