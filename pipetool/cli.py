@@ -56,19 +56,24 @@ TARGETS = typer.Argument(None, metavar="[TARGET]...", help="Target names or out 
 SET = typer.Option(None, "-S", "--set", metavar="KEY=VALUE",
                    help="Override a param for this invocation (repeatable), e.g. -S train.lr=0.1.")
 JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+# The options `run` and `branch` share (and --no-wait, which every locking command takes).
+JOBS = typer.Option(os.cpu_count() or 1, "-j", "--jobs", min=1, help="Targets run at once.")
+DRY_RUN = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing.")
+FORCE = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")
+KEEP_GOING = typer.Option(False, "-k", "--keep-going", help="After a failure, go on with what does not depend on it.")
+NO_WAIT = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project.")
 
 
 @app.command()
 def run(
     ctx: typer.Context,
     targets: Optional[List[str]] = TARGETS,
-    jobs: int = typer.Option(os.cpu_count() or 1, "-j", "--jobs", min=1, help="Targets run at once."),
+    jobs: int = JOBS,
     set_: Optional[List[str]] = SET,
-    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing."),
-    force: bool = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh."),
-    keep_going: bool = typer.Option(False, "-k", "--keep-going",
-                                    help="After a failure, go on with what does not depend on it."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+    dry_run: bool = DRY_RUN,
+    force: bool = FORCE,
+    keep_going: bool = KEEP_GOING,
+    no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
 ) -> int:
     """Build the targets and whatever they need that is stale.
@@ -189,13 +194,12 @@ def branch(
     ctx: typer.Context,
     from_run: str = typer.Option(..., "--from", metavar="RUN", help="The run to branch from."),
     targets: Optional[List[str]] = TARGETS,
-    jobs: int = typer.Option(os.cpu_count() or 1, "-j", "--jobs", min=1, help="Targets run at once."),
+    jobs: int = JOBS,
     set_: Optional[List[str]] = SET,
-    dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing."),
-    force: bool = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh."),
-    keep_going: bool = typer.Option(False, "-k", "--keep-going",
-                                    help="After a failure, go on with what does not depend on it."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+    dry_run: bool = DRY_RUN,
+    force: bool = FORCE,
+    keep_going: bool = KEEP_GOING,
+    no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
 ) -> int:
     """Start a new run from RUN: put its outputs back, take its params with the -S
@@ -219,7 +223,7 @@ def branch(
 def checkout(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., metavar="RUN", help="A run id, or any unique prefix of 4+ characters."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+    no_wait: bool = NO_WAIT,
 ) -> int:
     """Put RUN's outputs (and its records) back into the workspace from the cache; run nothing.
 
@@ -265,7 +269,7 @@ def gc(
     keep_last: int = typer.Option(10, "--keep-last", min=0, metavar="N", help="Keep what the last N runs refer to."),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="RUN", help="Also keep this run's outputs (repeatable)."),
     dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Say what would be removed; remove nothing."),
-    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project."),
+    no_wait: bool = NO_WAIT,
 ) -> int:
     """Remove cache objects that no kept run and not the workspace refer to.
 
