@@ -298,3 +298,31 @@ def cache_objects(project: Project) -> dict[str, Path]:
                     if f.is_file() and not f.name.endswith(".tmp"):
                         out[d.name + f.name] = f
     return out
+
+
+# -- a run to interrupt ------------------------------------------------------------------------
+
+FAST_THEN_SLOW = """
+    targets:
+      fast:
+        cmd: echo fast >> runs.log && echo f > out/fast.txt
+        outs: [out/fast.txt]
+      slow:
+        cmd: echo slow >> runs.log && echo $$ > pid && sleep $${SLEEP:-30} && cat out/fast.txt > out/slow.txt
+        deps: [out/fast.txt]
+        outs: [out/slow.txt]
+"""
+
+
+def wait_started(project: Project, proc: subprocess.Popen, rel: str = "pid") -> int:
+    """The PID the target's command wrote to `rel`; fails at once if pipetool exited first."""
+    path = project.root / rel
+
+    def written() -> bool:
+        return (path.exists() and path.read_text().strip() != "") or proc.poll() is not None
+
+    project.wait_for(written, 15, f"{rel} to be written")
+    if proc.poll() is not None and not (path.exists() and path.read_text().strip()):
+        out, err = proc.communicate(timeout=5)
+        raise AssertionError(f"pipetool exited {proc.returncode} before the target started:\n{err}")
+    return int(path.read_text())

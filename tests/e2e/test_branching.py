@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .support import (actions, cache_objects, experiment, ok, run_id, run_json, runs_json, show_json,
+from .support import (FAST_THEN_SLOW, wait_started, actions, cache_objects, experiment, ok, run_id, run_json, runs_json, show_json,
                       status_json)
 
 
@@ -195,16 +195,7 @@ def test_branch_from_a_failed_run_after_the_workspace_moved_on_restores_what_suc
     assert actions(show_json(project, b))["prep"] in ("restored", "skipped")
 
 
-SLOW = """
-    targets:
-      fast:
-        cmd: echo fast >> runs.log && echo f > out/fast.txt
-        outs: [out/fast.txt]
-      slow:
-        cmd: echo slow >> runs.log && echo $$ > pid && sleep $${SLEEP:-30} && cat out/fast.txt > out/slow.txt
-        deps: [out/fast.txt]
-        outs: [out/slow.txt]
-"""
+SLOW = FAST_THEN_SLOW
 
 
 def test_branch_from_a_killed_run_reruns_only_what_did_not_finish(project, pt):
@@ -213,11 +204,7 @@ def test_branch_from_a_killed_run_reruns_only_what_did_not_finish(project, pt):
 
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    pid_file = project.root / "pid"
-    project.wait_for(lambda: (pid_file.exists() and pid_file.read_text().strip() != "") or proc.poll() is not None,
-                     15, "the slow target to start")
-    assert proc.poll() is None
-    project.kill_at_end.append(int(pid_file.read_text()))
+    project.kill_at_end.append(wait_started(project, proc))
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=5)
     (killed,) = runs_json(project)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from .support import group_members, ok, pid_alive, status_json
+from .support import FAST_THEN_SLOW, wait_started, group_members, ok, pid_alive, status_json
 
 
 def _stamps(project) -> dict[tuple[str, str], float]:
@@ -77,36 +77,15 @@ def test_target_starts_when_its_own_upstream_is_done_no_level_barrier(project, p
     assert t[("B", "end")] < t[("C", "end")], t
 
 
-def _wait_started(project, proc, rel="pid"):
-    """The PID the target's command wrote to `rel`; fails at once if pipetool exited first."""
-    path = project.root / rel
-
-    def written() -> bool:
-        return (path.exists() and path.read_text().strip() != "") or proc.poll() is not None
-
-    project.wait_for(written, 15, f"{rel} to be written")
-    if proc.poll() is not None and not (path.exists() and path.read_text().strip()):
-        out, err = proc.communicate(timeout=5)
-        raise AssertionError(f"pipetool exited {proc.returncode} before the target started:\n{err}")
-    return int(path.read_text())
 
 
-SLOW = """
-    targets:
-      fast:
-        cmd: echo fast >> runs.log && echo f > out/fast.txt
-        outs: [out/fast.txt]
-      slow:
-        cmd: echo slow >> runs.log && echo $$ > pid && sleep $${SLEEP:-30} && cat out/fast.txt > out/slow.txt
-        deps: [out/fast.txt]
-        outs: [out/slow.txt]
-"""
+SLOW = FAST_THEN_SLOW
 
 
 def test_sigint_exits_130_stops_the_command_and_keeps_finished_records(project, pt):
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    bash_pid = _wait_started(project, proc)
+    bash_pid = wait_started(project, proc)
     project.kill_at_end.append(bash_pid)
     project.wait_for(lambda: len(group_members(bash_pid)) >= 2, 5, "bash to start its sleep child")
     t0 = time.monotonic()
@@ -132,7 +111,7 @@ def test_sigint_exits_130_stops_the_command_and_keeps_finished_records(project, 
 def test_sigkill_mid_run_next_run_reruns_only_unfinished(project, pt):
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    bash_pid = _wait_started(project, proc)
+    bash_pid = wait_started(project, proc)
     project.kill_at_end.append(bash_pid)  # the orphaned command lives on in its own group
     assert project.runs() == ["fast", "slow"]
     os.kill(proc.pid, signal.SIGKILL)
@@ -155,7 +134,7 @@ def test_second_run_with_no_wait_exits_3_naming_the_run(project, pt):
             outs: [out/o.txt]
     """)
     first = project.popen("run", "hold")
-    _wait_started(project, first)
+    wait_started(project, first)
     try:
         res = pt("run", "--no-wait", "other", timeout=10)
         assert res.returncode == 3, res.stderr
@@ -182,7 +161,7 @@ def test_second_run_waits_for_the_first_then_proceeds(project, pt):
             outs: [out/o.txt]
     """)
     first = project.popen("run", "hold")
-    _wait_started(project, first)
+    wait_started(project, first)
     second = project.popen("run", "other")
     time.sleep(0.8)
     assert second.poll() is None, "the second run did not wait"
@@ -204,7 +183,7 @@ def test_status_does_not_wait_for_a_run_in_progress(project, pt):
             outs: [out/h.txt]
     """)
     first = project.popen("run")
-    _wait_started(project, first)
+    wait_started(project, first)
     try:
         t0 = time.monotonic()
         res = pt("status", "--json", timeout=10)
@@ -241,7 +220,7 @@ def test_sigint_stops_a_running_python_callable(project, pt):
             outs: [out/nap.txt]
     """)
     proc = project.popen("run")
-    worker = _wait_started(project, proc)
+    worker = wait_started(project, proc)
     project.kill_at_end.append(worker)
     proc.send_signal(signal.SIGINT)
     try:
@@ -260,7 +239,7 @@ def test_sigterm_stops_the_running_command_too(project, pt):
     # live in their own process groups, so only pipetool can stop them.
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    bash_pid = _wait_started(project, proc)
+    bash_pid = wait_started(project, proc)
     project.kill_at_end.append(bash_pid)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)

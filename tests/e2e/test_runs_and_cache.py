@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from .support import (actions, cache_objects, experiment, group_members, ok, pid_alive, run_id, run_json,
+from .support import (FAST_THEN_SLOW, wait_started, actions, cache_objects, experiment, group_members, ok, pid_alive, run_id, run_json,
                       runs_json, show_json, status_json)
 
 MANIFEST_KEYS = {"id", "parent", "status", "started_at", "finished_at", "argv", "params", "overrides",
@@ -455,35 +455,15 @@ def test_a_truncated_cache_object_is_never_used_on_restore_of_a_deleted_out(proj
 
 # -- interrupts -----------------------------------------------------------------------------------
 
-SLOW = """
-    targets:
-      fast:
-        cmd: echo fast >> runs.log && echo f > out/fast.txt
-        outs: [out/fast.txt]
-      slow:
-        cmd: echo slow >> runs.log && echo $$ > pid && sleep $${SLEEP:-30} && cat out/fast.txt > out/slow.txt
-        deps: [out/fast.txt]
-        outs: [out/slow.txt]
-"""
+SLOW = FAST_THEN_SLOW
 
 
-def _wait_started(project, proc) -> int:
-    path = project.root / "pid"
-
-    def written() -> bool:
-        return (path.exists() and path.read_text().strip() != "") or proc.poll() is not None
-
-    project.wait_for(written, 15, "the slow target to start")
-    if proc.poll() is not None and not (path.exists() and path.read_text().strip()):
-        out, err = proc.communicate(timeout=5)
-        raise AssertionError(f"pipetool exited {proc.returncode} before the target started:\n{err}")
-    return int(path.read_text())
 
 
 def test_sigkill_during_a_run_leaves_an_interrupted_manifest_and_a_new_run_works(project, pt):
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    bash_pid = _wait_started(project, proc)
+    bash_pid = wait_started(project, proc)
     project.kill_at_end.append(bash_pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=5)
@@ -509,7 +489,7 @@ def test_sigkill_during_a_run_leaves_an_interrupted_manifest_and_a_new_run_works
 def test_sigint_leaves_a_run_with_status_interrupted(project, pt):
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    bash_pid = _wait_started(project, proc)
+    bash_pid = wait_started(project, proc)
     project.kill_at_end.append(bash_pid)
     project.wait_for(lambda: len(group_members(bash_pid)) >= 2, 5, "bash to start its sleep child")
     proc.send_signal(signal.SIGINT)
@@ -532,7 +512,7 @@ def test_sigint_leaves_a_run_with_status_interrupted(project, pt):
 def test_a_running_run_shows_as_running_and_read_only_commands_do_not_wait(project, pt):
     project.pipeline(SLOW)
     proc = project.popen("run", "-j", "2")
-    _wait_started(project, proc)
+    wait_started(project, proc)
     res = ok(pt("runs", "--json", timeout=10))
     (m,) = json.loads(res.stdout)
     assert m["status"] == "running"
