@@ -85,9 +85,8 @@ def run(
     argv: list[str] | None = None,
 ) -> RunResult:
     """Build the targets (all when none) and whatever they need that is stale."""
-    from .execute.scheduler import TargetResult
     from .prerun import check_callables, check_outs_inside
-    from .runflow import execute_run, head, new_run_id, sigterm_interrupts
+    from .runflow import dry_run_result, execute_run, head, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
 
     rep = reporter or _Quiet()
@@ -98,15 +97,7 @@ def run(
         named, selected = proj.selection(targets)
         forced = frozenset((named or selected) if force else ())
         if dry_run:
-            verdicts = _verdicts(proj, selected, forced)
-            for n, v in verdicts.items():
-                if v.state != FRESH:
-                    rep.dry_run(n, v)
-            from .runflow import RunResult
-
-            return RunResult(None, "dry-run", {
-                n: TargetResult("would-run" if v.state != FRESH else "skipped", "; ".join(v.reasons))
-                for n, v in verdicts.items()})
+            return dry_run_result(_verdicts(proj, selected, forced), rep)
         check_callables(p, selected)
         check_outs_inside(p, selected)
         run_id = new_run_id()

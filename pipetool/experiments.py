@@ -122,9 +122,8 @@ def branch(
     """Start a new run from RUN: its outputs back, its params with `set` applied, then
     run what is stale against that (with the current code); the new run's parent is RUN."""
     from .api import _overrides, _Quiet, _verdicts
-    from .plan import FRESH
     from .prerun import check_callables, check_outs_inside
-    from .runflow import RunResult, execute_run, new_run_id, sigterm_interrupts
+    from .runflow import dry_run_result, execute_run, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
 
     rep = reporter or _Quiet()
@@ -144,15 +143,7 @@ def branch(
                 if t.get("action") in KEPT_ACTIONS:
                     for out, digest in (t.get("outs") or {}).items():
                         proj.hasher.assume(out, digest)
-            verdicts = _verdicts(proj, selected, forced, _records_of(proj, base))
-            for n, v in verdicts.items():
-                if v.state != FRESH:
-                    rep.dry_run(n, v)
-            from .execute.scheduler import TargetResult
-
-            return RunResult(None, "dry-run", {
-                n: TargetResult("would-run" if v.state != FRESH else "skipped", "; ".join(v.reasons))
-                for n, v in verdicts.items()}, parent=run_id)
+            return dry_run_result(_verdicts(proj, selected, forced, _records_of(proj, base)), rep, run_id)
         p = proj.pipeline
         check_callables(p, selected)
         check_outs_inside(p, selected)

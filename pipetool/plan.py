@@ -67,7 +67,7 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
             reasons.append(f"code_version changed: {old_code.partition(':')[2] or '(none)'} -> {now.code[8:]}")
         else:
             reasons.append("code changed")
-    reasons.extend(_param_changes("", then.get("params", {}), now.params))
+    reasons.extend(f"param changed: {k} {a} -> {b}" for k, a, b in param_diffs(then.get("params", {}), now.params))
     old_deps = then.get("deps", {})
     for path in sorted(set(now.deps) | set(old_deps)):
         if path in volatile:
@@ -107,18 +107,19 @@ def _code_change(now: Trace, old_code: str, old: Mapping[str, Any]) -> str:
     return f"{ref} via {', '.join(shown)}{more}"
 
 
-def _param_changes(prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """One reason per changed leaf, so a changed subtree names the key that moved."""
-    out: list[str] = []
+def param_diffs(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, old, new) for every changed leaf, values rendered as YAML writes them
+    ("(unset)" for a side without the key), so a changed subtree names the key that moved."""
+    out: list[tuple[str, str, str]] = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
         if a is not _ABSENT and b is not _ABSENT and canonical(a) == canonical(b):
             continue  # compared as written: 1, 1.0 and true are three values
         path = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_param_changes(path + ".", a, b))
+            out.extend(param_diffs(a, b, path + "."))
         else:
-            out.append(f"param changed: {path} {_show(a)} -> {_show(b)}")
+            out.append((path, _show(a), _show(b)))
     return out
 
 

@@ -96,19 +96,23 @@ def set_head(proj: Project, run_id: str) -> None:
     set_meta(proj.conn, "head", run_id)
 
 
-def param_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def param_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """`key: old -> new` for every leaf that differs (what `runs` shows per run)."""
-    from .spec.interpolate import render_value
+    from .plan import param_diffs
 
-    out: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
-        path = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(param_changes(a, b, path + "."))
-        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
-            out.append(f"{path}: {render_value(a)} -> {render_value(b)}")
-    return out
+    return [f"{k}: {a} -> {b}" for k, a, b in param_diffs(old, new)]
+
+
+def dry_run_result(verdicts: dict, rep, parent: str | None = None) -> RunResult:
+    """What `run -n` and `branch -n` answer: each target that would run, and why."""
+    from .plan import FRESH
+
+    for n, v in verdicts.items():
+        if v.state != FRESH:
+            rep.dry_run(n, v)
+    return RunResult(None, "dry-run", {
+        n: TargetResult("would-run" if v.state != FRESH else "skipped", "; ".join(v.reasons))
+        for n, v in verdicts.items()}, parent=parent)
 
 
 class _Hooks:
