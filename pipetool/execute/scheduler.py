@@ -287,22 +287,18 @@ def _check_job(p: Pipeline, t: Target, i: int, opts: RunOptions, job_kwargs) -> 
     """A check runs like its target: cwd = the root, the same env; a callable check gets
     the same keyword arguments the target's callable would."""
     check = t.checks[i]
-    key = f"{t.name}{CHECK_SEP}{i}"
-    env = {"PIPETOOL_PARAMS": opts.params_file, "PIPETOOL_RUN_ID": opts.run_id, "PIPETOOL_TARGET": t.name}
-    if check.cmd is not None:
-        return Job(key, p.root, env, _log_path(opts, key), cmd=check.cmd)
-    kwargs, ambiguous = job_kwargs(t)
-    return Job(key, p.root, env, _log_path(opts, key), python=check.python, kwargs=kwargs, ambiguous=ambiguous)
+    return _make_job(p, t, f"{t.name}{CHECK_SEP}{i}", check.cmd, check.python, opts, job_kwargs)
 
 
 def _job(p: Pipeline, t: Target, opts: RunOptions, job_kwargs) -> Job:
-    env = {
-        "PIPETOOL_PARAMS": opts.params_file,
-        "PIPETOOL_RUN_ID": opts.run_id,
-        "PIPETOOL_TARGET": t.name,
-    }
-    log = _log_path(opts, t.name)
-    if t.cmd is not None:
-        return Job(t.name, p.root, env, log, cmd=t.cmd)
+    return _make_job(p, t, t.name, t.cmd, t.python, opts, job_kwargs)
+
+
+def _make_job(p: Pipeline, t: Target, key: str, cmd: str | None, python: str | None,
+              opts: RunOptions, job_kwargs) -> Job:
+    env = {"PIPETOOL_PARAMS": opts.params_file, "PIPETOOL_RUN_ID": opts.run_id, "PIPETOOL_TARGET": t.name}
+    log = _log_path(opts, key)
+    if cmd is not None:
+        return Job(key, p.root, env, log, cmd=cmd)
     kwargs, ambiguous = job_kwargs(t)
-    return Job(t.name, p.root, env, log, python=t.python, kwargs=kwargs, ambiguous=ambiguous)
+    return Job(key, p.root, env, log, python=python, kwargs=kwargs, ambiguous=ambiguous)

@@ -72,3 +72,14 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
+
+def with_tx(conn: sqlite3.Connection, fn) -> None:
+    """Run `fn(conn)` in one write transaction (BEGIN IMMEDIATE: no lock upgrade deadlock)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from ..plan import Record
-from .statcache import with_tx
+from .db import with_tx
 
 
 def load_records(

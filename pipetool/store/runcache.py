@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .statcache import with_tx
+from .db import with_tx
 
 
 @dataclass(frozen=True)

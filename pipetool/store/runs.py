@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Iterable
 
 from ..errors import UsageError
-from .statcache import with_tx
+from .db import with_tx
 
 MIN_PREFIX = 4
 

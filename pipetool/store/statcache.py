@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .db import with_tx
+
 
 class StatEntry(NamedTuple):
     size: int
@@ -64,13 +66,3 @@ class StatCache:
         except sqlite3.OperationalError:
             return
         self._dirty = None
-
-
-def with_tx(conn: sqlite3.Connection, fn) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
