@@ -8,8 +8,9 @@ import json
 import os
 import sqlite3
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import UsageError
 from .plan import Record
@@ -24,34 +25,37 @@ from .store.db import open_db
 KEPT_ACTIONS = ("built", "restored", "skipped")
 
 
-def _store(file: str | None, cwd: str | None) -> tuple[str, sqlite3.Connection | None]:
-    """The project root and its store, without loading the pipeline (read-only commands)."""
-    root = os.path.dirname(find_pipeline_file(file, cwd))
-    return root, open_db(root, create=False)
+@contextmanager
+def _store(file: str | None, cwd: str | None) -> Iterator[sqlite3.Connection | None]:
+    """The project's store (None when it has none), without loading the pipeline."""
+    conn = open_db(os.path.dirname(find_pipeline_file(file, cwd)), create=False)
+    try:
+        yield conn
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _manifest(conn: sqlite3.Connection | None, ref: str) -> dict[str, Any]:
+    """The manifest of the run `ref` names (an id or a unique prefix)."""
+    return store_runs.manifest(conn, store_runs.resolve(conn, ref))  # type: ignore[arg-type]
 
 
 def runs(*, file: str | None = None, cwd: str | None = None, full: bool = False) -> list[dict[str, Any]]:
     """Every run, oldest first: summaries (id, parent, status, times, params, changed
     params, metrics), or with `full` the whole manifests (per-target detail too)."""
-    root, conn = _store(file, cwd)
-    if conn is None:
-        return []
-    try:
+    with _store(file, cwd) as conn:
+        if conn is None:
+            return []
         if not full:
             return store_runs.summaries(conn)
         return [store_runs.manifest(conn, s["id"]) for s in store_runs.summaries(conn)]
-    finally:
-        conn.close()
 
 
 def show(run: str, *, file: str | None = None, cwd: str | None = None) -> dict[str, Any]:
     """One run's manifest (any unique prefix of at least 4 characters)."""
-    root, conn = _store(file, cwd)
-    try:
-        return store_runs.manifest(conn, store_runs.resolve(conn, run))  # type: ignore[arg-type]
-    finally:
-        if conn is not None:
-            conn.close()
+    with _store(file, cwd) as conn:
+        return _manifest(conn, run)
 
 
 # -- putting a run's outputs back ----------------------------------------------------------
@@ -127,13 +131,9 @@ def branch(
     from .store.projectlock import acquire
 
     rep = reporter or _Quiet()
-    root, conn = _store(file, cwd)
-    try:
-        run_id = store_runs.resolve(conn, from_run)
-        base = store_runs.manifest(conn, run_id)  # type: ignore[arg-type]
-    finally:
-        if conn is not None:
-            conn.close()
+    with _store(file, cwd) as conn:
+        base = _manifest(conn, from_run)
+    run_id = base["id"]
     proj = open_project(file, cwd, _overrides(set), base_params=base["params"])
     try:
         named, selected = proj.selection(targets)
@@ -187,8 +187,8 @@ def checkout(run: str, *, file: str | None = None, cwd: str | None = None, wait:
     rep = reporter or _Quiet()
     proj = open_project(file, cwd)
     try:
-        run_id = store_runs.resolve(proj.conn, run)
-        base = store_runs.manifest(proj.conn, run_id)  # type: ignore[arg-type]
+        base = _manifest(proj.conn, run)
+        run_id = base["id"]
         lock = acquire(proj.root, f"checkout of {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:
             records = proj.records()
@@ -235,17 +235,13 @@ def diff(left: str, right: str | None = None, *, file: str | None = None,
          cwd: str | None = None) -> dict[str, Any]:
     """Params that differ and metrics side by side with deltas, between two runs or a
     run and the workspace: {"params": {KEY: [L, R]}, "metrics": {FILE: {KEY: [L, R, DELTA]}}}."""
-    root, conn = _store(file, cwd)
-    try:
-        lm = store_runs.manifest(conn, store_runs.resolve(conn, left))  # type: ignore[arg-type]
+    with _store(file, cwd) as conn:
+        lm = _manifest(conn, left)
         if right is not None:
-            rm = store_runs.manifest(conn, store_runs.resolve(conn, right))  # type: ignore[arg-type]
+            rm = _manifest(conn, right)
             rparams, rmetrics = rm["params"], rm["metrics"]
         else:
             rparams, rmetrics = _workspace_side(file, cwd)
-    finally:
-        if conn is not None:
-            conn.close()
     lp, rp = _flatten(lm["params"]), _flatten(rparams)
     params = {k: [lp.get(k), rp.get(k)] for k in sorted(set(lp) | set(rp))
               if json.dumps(lp.get(k), default=str) != json.dumps(rp.get(k), default=str)}
