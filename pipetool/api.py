@@ -82,14 +82,23 @@ def run(
     targets: Iterable[str] = (), *, jobs: int | None = None, force: bool = False,
     keep_going: bool = False, dry_run: bool = False, set: Iterable[str] | dict | None = None,
     file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None,
-    argv: list[str] | None = None,
+    argv: list[str] | None = None, executor: str = "local", scheduler: str | None = None,
+    resources: Iterable[str] | dict | None = None, remote: str | None = None, push: bool = True,
+    read_only: bool = False,
 ) -> RunResult:
-    """Build the targets (all when none) and whatever they need that is stale."""
+    """Build the targets (all when none) and whatever they need that is stale.
+
+    `executor="dask"` runs them on a Dask cluster (`scheduler`: its address; none: a local
+    one sized by `jobs`); `resources` ("gpu=2" strings or a mapping) is what the machine
+    has; `remote` (an fsspec URL) overrides the pipeline's remote cache; `push=False` or
+    `read_only=True` keep this run from uploading to it."""
     from .prerun import check_callables, check_outs_inside
+    from .runconfig import make_config
     from .runflow import dry_run_result, execute_run, head, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
 
     rep = reporter or _Quiet()
+    config = make_config(executor, scheduler, resources, remote, push, read_only)
     overrides = _overrides(set)
     proj = open_project(file, cwd, overrides)
     try:
@@ -104,8 +113,8 @@ def run(
         lock = acquire(p.root, f"run {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:
             with sigterm_interrupts():
-                return execute_run(proj, selected, forced, run_id, jobs or os.cpu_count() or 1, keep_going,
-                                   rep, argv or sys.argv, head(proj), "run")
+                return execute_run(proj, selected, forced, run_id, jobs, keep_going,
+                                   rep, argv or sys.argv, head(proj), "run", config)
         finally:
             lock.release()
     finally:

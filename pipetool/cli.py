@@ -57,11 +57,23 @@ SET = typer.Option(None, "-S", "--set", metavar="KEY=VALUE",
                    help="Override a param for this invocation (repeatable), e.g. -S train.lr=0.1.")
 JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 # The options `run` and `branch` share (and --no-wait, which every locking command takes).
-JOBS = typer.Option(os.cpu_count() or 1, "-j", "--jobs", min=1, help="Targets run at once.")
+JOBS = typer.Option(None, "-j", "--jobs", min=1, show_default=False,
+                    help="Targets run at once (default: the number of cores).")
 DRY_RUN = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing.")
 FORCE = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")
 KEEP_GOING = typer.Option(False, "-k", "--keep-going", help="After a failure, go on with what does not depend on it.")
 NO_WAIT = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project.")
+# Beyond one machine (SPEC §8): where targets run, and the remote cache.
+EXECUTOR = typer.Option("local", "--executor", metavar="local|dask", help="Where targets run.")
+SCHEDULER = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                         help="Dask scheduler address (default: $PIPETOOL_DASK_SCHEDULER, "
+                              "else a local cluster sized by -j).")
+RESOURCES = typer.Option(None, "--resources", metavar="NAME=N,...",
+                         help="What the machine has, e.g. gpu=2,mem_gb=32: a target's resources are held while it runs.")
+REMOTE = typer.Option(None, "--remote", metavar="URL",
+                      help="Remote cache (an fsspec URL); wins over $PIPETOOL_REMOTE and `remote:`.")
+NO_PUSH = typer.Option(False, "--no-push", help="Do not upload what this run builds to the remote.")
+READ_ONLY = typer.Option(False, "--read-only", help="Never write to the remote (e.g. CI jobs from forks).")
 
 
 @app.command()
@@ -75,6 +87,12 @@ def run(
     keep_going: bool = KEEP_GOING,
     no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
+    executor: str = EXECUTOR,
+    scheduler: Optional[str] = SCHEDULER,
+    resources: Optional[List[str]] = RESOURCES,
+    remote: Optional[str] = REMOTE,
+    no_push: bool = NO_PUSH,
+    read_only: bool = READ_ONLY,
 ) -> int:
     """Build the targets and whatever they need that is stale.
 
@@ -87,7 +105,8 @@ def run(
     rep = TerminalReporter(sys.stderr)
     result = api_run(targets or (), jobs=jobs, force=force, keep_going=keep_going, dry_run=dry_run,
                      set=set_ or (), file=g.file, cwd=g.cwd, wait=not no_wait, reporter=rep,
-                     argv=["pipetool"] + sys.argv[1:])
+                     argv=["pipetool"] + sys.argv[1:], executor=executor, scheduler=scheduler,
+                     resources=resources, remote=remote, push=not no_push, read_only=read_only)
     return _finish_run(result, rep, as_json)
 
 
@@ -201,6 +220,12 @@ def branch(
     keep_going: bool = KEEP_GOING,
     no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
+    executor: str = EXECUTOR,
+    scheduler: Optional[str] = SCHEDULER,
+    resources: Optional[List[str]] = RESOURCES,
+    remote: Optional[str] = REMOTE,
+    no_push: bool = NO_PUSH,
+    read_only: bool = READ_ONLY,
 ) -> int:
     """Start a new run from RUN: put its outputs back, take its params with the -S
     overrides applied, and run what is stale against that. The new run's parent is RUN;
@@ -215,7 +240,9 @@ def branch(
     rep = TerminalReporter(sys.stderr)
     result = api_branch(from_run, targets or (), set=set_ or (), jobs=jobs, keep_going=keep_going,
                         dry_run=dry_run, force=force, file=g.file, cwd=g.cwd, wait=not no_wait,
-                        reporter=rep, argv=["pipetool"] + sys.argv[1:])
+                        reporter=rep, argv=["pipetool"] + sys.argv[1:], executor=executor,
+                        scheduler=scheduler, resources=resources, remote=remote, push=not no_push,
+                        read_only=read_only)
     return _finish_run(result, rep, as_json)
 
 

@@ -121,16 +121,21 @@ def branch(
     from_run: str, targets: Iterable[str] = (), *, set: Iterable[str] | dict | None = None,
     jobs: int | None = None, keep_going: bool = False, dry_run: bool = False, force: bool = False,
     file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None,
-    argv: list[str] | None = None,
+    argv: list[str] | None = None, executor: str = "local", scheduler: str | None = None,
+    resources: Iterable[str] | dict | None = None, remote: str | None = None, push: bool = True,
+    read_only: bool = False,
 ):
     """Start a new run from RUN: its outputs back, its params with `set` applied, then
-    run what is stale against that (with the current code); the new run's parent is RUN."""
+    run what is stale against that (with the current code); the new run's parent is RUN.
+    The executor and remote options are those of `pipetool.run`."""
     from .api import _overrides, _Quiet, _verdicts
     from .prerun import check_callables, check_outs_inside
+    from .runconfig import make_config
     from .runflow import dry_run_result, execute_run, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
 
     rep = reporter or _Quiet()
+    config = make_config(executor, scheduler, resources, remote, push, read_only)
     with _store(file, cwd) as conn:
         base = _manifest(conn, from_run)
     run_id = base["id"]
@@ -156,8 +161,8 @@ def branch(
             for name in pb.missing:  # the workspace holds something else: judge it afresh
                 records.pop(name, None)
             with sigterm_interrupts():
-                return execute_run(proj, selected, forced, new_id, jobs or os.cpu_count() or 1, keep_going,
-                                   rep, argv or sys.argv, run_id, "branch", records)
+                return execute_run(proj, selected, forced, new_id, jobs, keep_going,
+                                   rep, argv or sys.argv, run_id, "branch", config, records)
         finally:
             lock.release()
     finally:

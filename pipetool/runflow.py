@@ -18,6 +18,7 @@ from .fingerprint import Trace
 from .plan import Record
 from .prerun import callable_kwargs
 from .project import Project, ensure_dir
+from .runconfig import RunConfig
 from .spec.model import Target
 from .store import records as store_records
 from .store import runcache
@@ -119,8 +120,9 @@ class _Hooks:
     """What happens around each target: the record, the cache, the run cache, the journal."""
 
     def __init__(self, proj: Project, run_id: str, records: dict[str, Record], jobs: int,
-                 log_dir: str, params_file: str):
+                 log_dir: str, params_file: str, config: RunConfig):
         self.proj, self.run_id, self.records, self.jobs = proj, run_id, records, jobs
+        self.config = config
         self.log_dir, self.params_file = log_dir, params_file
         self.cache = Cache(proj.root)
         self.conn = proj.conn
@@ -222,10 +224,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: str, jobs: int,
+def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: str, jobs: int | None,
                 keep_going: bool, rep, argv: list[str], parent: str | None, kind: str,
-                records: dict[str, Record] | None = None) -> RunResult:
-    """Run `selected` under the project lock and record it as run `run_id`."""
+                config: RunConfig | None = None, records: dict[str, Record] | None = None) -> RunResult:
+    """Run `selected` under the project lock and record it as run `run_id` (`jobs` None:
+    as many as the machine has cores)."""
+    config = config or RunConfig()
+    jobs = jobs or os.cpu_count() or 1
     p = proj.pipeline
     conn = proj.conn
     if conn is None:
@@ -238,9 +243,9 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
     store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
     sdir = os.path.join(p.root, ".pipetool")
     hooks = _Hooks(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
-                   os.path.join(sdir, "runs", run_id, "params.json"))
+                   os.path.join(sdir, "runs", run_id, "params.json"), config)
     opts = RunOptions(jobs=jobs, keep_going=keep_going, forced=forced, run_id=run_id,
-                      log_dir=hooks.log_dir, params_file=hooks.params_file)
+                      log_dir=hooks.log_dir, params_file=hooks.params_file, resources=config.capacity)
     results: dict[str, TargetResult] = {}
     status, signum = "succeeded", 0
     try:

@@ -43,6 +43,7 @@ class RunOptions:
     run_id: str = ""
     log_dir: str = ""
     params_file: str = ""
+    resources: dict[str, float] = field(default_factory=dict)  # --resources: slots held per target
 
 
 class Reporter(Protocol):

@@ -26,7 +26,7 @@ from .paths import normalize
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
-CACHE_FORMAT = "3"  # bump when what the cache files hold changes
+CACHE_FORMAT = "4"  # bump when what the cache files hold changes
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -190,6 +190,7 @@ def load(
         params=params,
         overrides=overrides,
         order=tuple(targets),
+        remote=cache.head.get("remote"),
         locate=lambda p, key=False: locate(p, key),
         derive=lambda name, build: _derive(cache, name, build),
     )
@@ -211,12 +212,6 @@ def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
         where = lambda i=i: locate(("params_files", i))  # noqa: E731
         norm = normalize(rel, root, "params file", where)
         params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
-    for field, section in (("remote", "§8"),):
-        if field in doc:
-            raise PipelineError(
-                f"'{field}' (SPEC {section}) is not supported by this version of pipetool yet",
-                lambda: locate((field,), True),
-            )
     return params
 
 
@@ -226,12 +221,6 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     if has_cmd == has_py:
         what = "both 'cmd' and 'python'" if has_cmd else "neither 'cmd' nor 'python'"
         raise PipelineError(f"target '{name}' has {what}; give exactly one", lambda: locate(at, True))
-    for field, section in (("resources", "§8"),):
-        if field in raw:
-            raise PipelineError(
-                f"target '{name}': '{field}' (SPEC {section}) is not supported by this version of pipetool yet",
-                lambda: locate(at + (field,), True),
-            )
 
     declared: list[str] = []
     keys = None
@@ -284,6 +273,7 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
         code_version=None if code_version is None else str(code_version),
         cmd_template=template,
         checks=tuple(_check(c, params, name, i, locate) for i, c in enumerate(raw.get("checks") or [])),
+        resources=tuple(sorted((str(k), float(v)) for k, v in (raw.get("resources") or {}).items())),
     )
 
 
