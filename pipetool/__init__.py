@@ -1,7 +1,8 @@
 """pipetool: a content-hash Make for ML and data pipelines.
 
 The Python API is what the CLI calls: `load()`, `status()`, `run()`, `dag()`, and for
-experiments `runs()`, `show()`, `branch()`, `checkout()`, `diff()`, `gc()`.
+experiments `runs()`, `show()`, `branch()`, `checkout()`, `diff()`, `gc()`, and for the
+remote cache `push()`, `pull()`.
 Attributes load on first use, so `import pipetool.cli` stays cheap.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ _WHERE = {
     "load": "api", "status": "api", "run": "api", "dag": "api", "StatusReport": "api",
     "runs": "experiments", "show": "experiments", "branch": "experiments",
     "checkout": "experiments", "diff": "experiments", "gc": "experiments",
+    "push": "remote.pushpull", "pull": "remote.pushpull",
     "check": "lint", "RunResult": "runflow", "PipetoolError": "errors",
 }
 __all__ = ["__version__", *_WHERE]

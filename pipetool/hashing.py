@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob as globmod
 import os
+import threading
 import stat as statmod
 import time
 from dataclasses import dataclass, field
@@ -64,20 +65,19 @@ def hash_strings(parts: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-_buffer: bytearray | None = None
+_buffers = threading.local()  # one block buffer per thread (transfers hash in parallel)
 
 
 def hash_file_contents(path: str, size_hint: int = -1) -> str:
     """Hash a file: small ones in one read, large ones in big blocks into one reused
     buffer (no per-byte Python work, no allocation per block)."""
-    global _buffer
     with open(path, "rb", buffering=0) as f:
         if 0 <= size_hint <= SMALL:
             return xxhash.xxh3_128_hexdigest(f.read())
         h = xxhash.xxh3_128()
-        if _buffer is None:
-            _buffer = bytearray(BLOCK)
-        buf = _buffer
+        buf = getattr(_buffers, "block", None)
+        if buf is None:
+            buf = _buffers.block = bytearray(BLOCK)
         view = memoryview(buf)
         while True:
             n = f.readinto(buf)

@@ -130,6 +130,34 @@ class Cache:
         os.replace(tmp, dst)
         return len(data)
 
+    def admit(self, tmp: str, digest: str, is_listing: bool) -> bool:
+        """Move a downloaded file into the cache if its bytes match `digest` (a folder
+        listing by its folder digest); otherwise delete it and say no."""
+        try:
+            if is_listing:
+                with open(tmp, "rb") as f:
+                    data = f.read()
+                ok = _dir_digest_of(data) == digest and _safe_listing(json.loads(data.decode("utf-8")))
+            else:
+                ok = file_hash(tmp) == digest
+        except (OSError, ValueError, AttributeError, TypeError):
+            ok = False
+        if not ok:
+            os.unlink(tmp)
+            return False
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, self.path_of(digest))
+        return True
+
+    def temp_path(self, digest: str, tag: str) -> str:
+        """Where a download of `digest` is written before `admit` (skipped by housekeeping)."""
+        dst = self.path_of(digest)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        return f"{dst}.{os.getpid()}-{tag}.tmp"
+
+    def size_of(self, digest: str) -> int:
+        return os.path.getsize(self.path_of(digest))
+
     # -- restoring -----------------------------------------------------------------
     def listing(self, digest: str) -> dict[str, str]:
         """The folder listing stored under `digest` (verified)."""
@@ -275,6 +303,18 @@ def executables(root: str, outs: Iterable[str], dirs: Iterable[str]) -> list[str
         elif os.stat(path).st_mode & 0o111:
             found.append(key)
     return sorted(found)
+
+
+def _safe_listing(listing: object) -> bool:
+    """A listing from elsewhere (a remote) names only plain files inside its folder."""
+    if not isinstance(listing, dict):
+        return False
+    for sub, digest in listing.items():
+        parts = sub.split("/") if isinstance(sub, str) else [""]
+        if (sub.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in sub
+                or not isinstance(digest, str) or not digest.isalnum()):
+            return False
+    return True
 
 
 def _listing_bytes(listing: dict[str, str]) -> bytes:

@@ -24,11 +24,11 @@ def load_records(
     if any(n not in records for n in wanted):
         for name, e in lock_entries().items():
             if name not in records:
-                records[name] = _from_lock(e)
+                records[name] = from_lock(e)
     return records
 
 
-def _from_lock(e: dict[str, Any]) -> Record:
+def from_lock(e: dict[str, Any]) -> Record:
     trace = {k: e.get(k) for k in ("code", "code_files", "params", "deps", "env") if k in e}
     return Record(e.get("fingerprint", ""), dict(e.get("outs") or {}), trace or None)
 

@@ -1,0 +1,1 @@
+"""Sharing builds beyond one machine: a remote cache through fsspec (SPEC §8)."""

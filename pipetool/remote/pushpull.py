@@ -1,0 +1,193 @@
+"""`pipetool push [RUN]` and `pipetool pull [TARGET...]`: explicit sync with the remote.
+
+`pull` puts back the outputs `pipetool.lock` records, so that in a fresh clone
+`pipetool pull && pipetool status --check` is green without building anything; `push`
+uploads a run's outputs with their run-cache entries (objects first, entries last).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..errors import UsageError
+from ..plan import Record
+from ..project import Project, open_project
+from ..store import records as store_records
+from ..store import runcache
+from ..store import runs as store_runs
+from ..store.cache import Cache, CacheMiss
+from ..store.lockfile import read_lock
+from .backend import Remote, open_remote, remote_url
+from .progress import progress_for
+from .transfer import TRANSFER_JOBS, Stats, Transfers
+
+KEPT_ACTIONS = ("built", "restored", "skipped")
+
+
+@dataclass
+class SyncResult:
+    """What a push or pull did, target by target, and the bytes it moved."""
+
+    remote: str
+    run_id: str | None = None  # push: the run pushed
+    done: list[str] = field(default_factory=list)  # pushed, or put back
+    present: list[str] = field(default_factory=list)  # pull: already in the workspace
+    missing: dict[str, str] = field(default_factory=dict)  # target -> why it was not done
+    stats: Stats = field(default_factory=Stats)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "run_id": self.run_id, "done": self.done, "present": self.present,
+                "missing": self.missing, "transfer": self.stats.to_json()}
+
+
+def _remote_of(proj: Project, flag: str | None) -> Remote:
+    url = remote_url(proj.pipeline.remote, proj.root, flag)
+    if url is None:
+        raise UsageError("no remote: set `remote:` in the pipeline file, $PIPETOOL_REMOTE, or --remote URL")
+    return open_remote(url)
+
+
+def _locked(proj: Project, what: str, wait: bool, reporter: Any):
+    from ..api import _Quiet
+    from ..store.projectlock import acquire
+
+    rep = reporter or _Quiet()
+    return acquire(proj.root, f"{what} (pid {os.getpid()})", wait, rep.waiting)
+
+
+def push(run: str | None = None, *, remote: str | None = None, jobs: int = TRANSFER_JOBS,
+         file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> SyncResult:
+    """Upload RUN's outputs (default: the workspace's last run) and their run-cache
+    entries to the remote; what the remote already has is skipped."""
+    from ..runflow import head
+
+    proj = open_project(file, cwd)
+    try:
+        rem = _remote_of(proj, remote)
+        conn = proj.conn
+        if conn is None:
+            raise UsageError(f"no pipetool state under {proj.root}/.pipetool: nothing to push")
+        run_id = store_runs.resolve(conn, run) if run else head(proj)
+        if run_id is None:
+            raise UsageError("no run to push yet: `pipetool run` first, or name one")
+        lock = _locked(proj, f"push of {run_id}", wait, reporter)
+        try:
+            manifest = store_runs.manifest(conn, run_id)
+            result = SyncResult(rem.url, run_id)
+            builds = []
+            for name, t in sorted(manifest["targets"].items()):
+                if t.get("action") not in KEPT_ACTIONS or not t.get("fingerprint"):
+                    continue
+                entry = runcache.lookup(conn, t["fingerprint"])
+                if entry is None:
+                    result.missing[name] = "not in the local cache (cache: false, or removed by gc)"
+                    continue
+                builds.append(entry)
+                result.done.append(name)
+            tr = Transfers(rem, Cache(proj.root), jobs, progress_for("push"))
+            try:
+                gone = tr.push_builds(builds)
+            finally:
+                tr.close()
+            for b in gone:
+                result.done.remove(b.target)
+                result.missing[b.target] = "its objects are gone from the local cache"
+            result.stats = tr.stats
+            return result
+        finally:
+            lock.release()
+    finally:
+        proj.close()
+
+
+def pull(targets: Iterable[str] = (), *, remote: str | None = None, jobs: int = TRANSFER_JOBS,
+         file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> SyncResult:
+    """Put back the outputs `pipetool.lock` records (of the named targets, or all), from
+    the local cache or the remote, and record them as the workspace's state."""
+    proj = open_project(file, cwd)
+    try:
+        rem = _remote_of(proj, remote)
+        names, _ = proj.selection(targets) if targets else (list(proj.pipeline.targets), None)
+        lock = _locked(proj, "pull", wait, reporter)
+        try:
+            return _pull(proj, rem, names, jobs)
+        finally:
+            lock.release()
+    finally:
+        proj.close()
+
+
+def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult:
+    conn, h = proj.conn, proj.hasher
+    if conn is None:
+        raise UsageError(f"cannot write pipetool's state under {proj.root}/.pipetool")
+    result = SyncResult(rem.url)
+    locked = read_lock(proj.root)
+    wanted: dict[str, Record] = {}
+    for name in names:
+        if name not in locked:
+            result.missing[name] = "not in pipetool.lock"
+            continue
+        rec = store_records.from_lock(locked[name])
+        if set(rec.outs) != set(proj.pipeline.targets[name].outs) or not all(rec.outs.values()):
+            result.missing[name] = "pipetool.lock records other outs than the pipeline declares"
+            continue
+        if all(h.digest(o) == d for o, d in rec.outs.items()):
+            result.present.append(name)
+            _record(proj, name, rec, None)
+            continue
+        wanted[name] = rec
+
+    def usable(entry, rec: Record) -> bool:
+        return entry is not None and entry.outs == rec.outs
+
+    tr = Transfers(rem, Cache(proj.root), jobs, progress_for("pull"))
+    try:
+        ask = {rec.fingerprint for rec in wanted.values() if not usable(runcache.lookup(conn, rec.fingerprint), rec)}
+        entries = tr.get_entries(sorted(ask))
+        failed = tr.fetch_builds(entries)
+        for fp, (build, _) in entries.items():
+            if fp not in failed:
+                runcache.save(conn, build)
+    finally:
+        tr.close()
+    result.stats = tr.stats
+    cache = Cache(proj.root)
+    for name, rec in sorted(wanted.items()):
+        entry = runcache.lookup(conn, rec.fingerprint)
+        if not usable(entry, rec):
+            why = failed.get(rec.fingerprint) or "not on the remote"
+            result.missing[name] = why
+            continue
+        try:
+            cache.restore_outs(entry.outs, entry.dirs, entry.execs)
+        except (CacheMiss, OSError) as exc:
+            result.missing[name] = getattr(exc, "reason", None) or str(exc)
+            continue
+        for o in entry.outs:
+            h.forget(o)
+        _record(proj, name, rec, entry.run_id)
+        result.done.append(name)
+    return result
+
+
+def _record(proj: Project, name: str, rec: Record, run_id: str | None) -> None:
+    """The workspace now holds what the lock says: the store agrees from here on."""
+    assert proj.conn is not None
+    store_records.save_record(proj.conn, name, rec.fingerprint, rec.trace_dict() or {}, rec.outs, run_id or "")
+
+
+def report(result: SyncResult, verb: str, stream=None) -> None:
+    """Lines for the terminal: each target not done and why (stderr), then one summary."""
+    from ..render import human_bytes
+
+    for name, why in sorted(result.missing.items()):
+        print(f"pipetool: {name}: not {verb}: {why}", file=sys.stderr)
+    s = result.stats
+    moved = (f"{s.objects_up} object(s) uploaded ({human_bytes(s.bytes_up)})" if verb == "pushed"
+             else f"{s.objects_down} object(s) downloaded ({human_bytes(s.bytes_down)})")
+    extra = f", {len(result.present)} already in place" if verb == "pulled" else ""
+    print(f"{verb} {len(result.done)} target(s){extra}: {moved}, {s.objects_present} already there; "
+          f"{len(result.missing)} not {verb} ({result.remote})", file=stream or sys.stdout)

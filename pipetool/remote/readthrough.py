@@ -1,0 +1,178 @@
+"""What a run does with a remote (SPEC §8): read through it, write back to it.
+
+Before the scheduler starts, the run-cache entries of the stale targets are asked for,
+level by level: a target's fingerprint is computed with its upstream's outs as the
+remote builds would restore them, so a fresh clone learns in a few parallel rounds
+that everything can be restored, and the objects download meanwhile. During the run, a
+target judged stale that this could not foresee is asked for on its own. After the run,
+what was built is uploaded (unless `--no-push`/`--read-only`). A remote that fails is
+reported once and left alone: the run goes on locally.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TextIO
+
+from ..fingerprint import Trace, observe, observe_outs
+from ..plan import FRESH, Record, decide
+from ..store import runcache
+from ..store.cache import Cache
+from ..store.runcache import CachedBuild
+from .backend import Remote, RemoteError
+from .progress import progress_for
+from .transfer import Transfers
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+
+class RemoteSession:
+    """One run's use of the remote: what was asked, fetched, found unusable, and built."""
+
+    def __init__(self, proj: Project, remote: Remote, push: bool, stream: TextIO | None = None):
+        self.proj = proj
+        self.remote = remote
+        self.push_enabled = push
+        self.stream = stream or sys.stderr
+        self.transfers = Transfers(remote, Cache(proj.root), progress=progress_for("remote", self.stream))
+        self.asked: set[str] = set()  # fingerprints asked of the remote
+        self.fetched: set[str] = set()  # fingerprints whose build came from the remote
+        self.unusable: dict[str, str] = {}  # fingerprint -> why its remote build cannot be used
+        self.built: list[CachedBuild] = []  # built by this run: to upload
+        self.broken = False  # the remote failed once: not asked again in this run
+        self._pending: list[Future] = []  # object downloads started by the prefetch
+
+    def _failed(self, exc: RemoteError, doing: str) -> None:
+        if not self.broken:
+            print(f"pipetool: warning: {exc.message}; {doing}", file=self.stream)
+        self.broken = True
+
+    # -- reading -------------------------------------------------------------------
+    def prefetch(self, selected: list[str], records: dict[str, Record], forced: frozenset) -> None:
+        """Ask for every stale target the remote may have built, level by level."""
+        p, g, h = self.proj.pipeline, self.proj.graph, self.proj.hasher
+        conn = self.proj.conn
+        unknown: set[str] = set()  # targets that will build: their outs are not known ahead
+        assumed: list[str] = []
+        chosen = set(selected)
+        depth: dict[str, int] = {}
+        for n in selected:
+            depth[n] = 1 + max((depth[u] for u in g.upstream[n] if u in chosen), default=-1)
+        levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for n in selected:
+            levels[depth[n]].append(n)
+        coordinator = ThreadPoolExecutor(1, thread_name_prefix="pipetool-prefetch")
+        try:
+            for level in levels:
+                if self.broken:
+                    break
+                asks: dict[str, str] = {}
+                for name in level:
+                    t = p.targets[name]
+                    if any(u in unknown for u in g.upstream[name]) or name in forced or t.always or not t.cache:
+                        unknown.add(name)
+                        continue
+                    trace = observe(p, t, h)
+                    if decide(trace, observe_outs(t, h), records.get(name)).state == FRESH:
+                        continue
+                    local = runcache.lookup(conn, trace.fingerprint) if conn is not None else None
+                    if local is not None and set(local.outs) == set(t.outs):
+                        for o, d in local.outs.items():
+                            h.assume(o, d)
+                            assumed.append(o)
+                        continue
+                    asks[name] = trace.fingerprint
+                try:
+                    entries = self._entries(asks.values())
+                except RemoteError as exc:
+                    self._failed(exc, "building locally")
+                    break
+                for name, fp in asks.items():
+                    e = entries.get(fp)
+                    if e is None or set(e[0].outs) != set(p.targets[name].outs):
+                        unknown.add(name)
+                        continue
+                    for o, d in e[0].outs.items():
+                        h.assume(o, d)
+                        assumed.append(o)
+                if entries:
+                    self._pending.append(coordinator.submit(self._fetch_objects, entries))
+            self._wait_pending()
+        finally:
+            coordinator.shutdown(wait=True)
+            for o in assumed:
+                h.forget(o)
+
+    def _entries(self, fps) -> dict[str, tuple[CachedBuild, dict[str, int]]]:
+        todo = [fp for fp in fps if fp not in self.asked]
+        self.asked.update(todo)
+        return self.transfers.get_entries(todo) if todo else {}
+
+    def _fetch_objects(self, entries: dict[str, tuple[CachedBuild, dict[str, int]]]) -> dict[str, CachedBuild]:
+        failed = self.transfers.fetch_builds(entries)
+        self.unusable.update({fp: f"remote copy unusable: {why}" for fp, why in failed.items()})
+        return {fp: e[0] for fp, e in entries.items() if fp not in failed}
+
+    def _wait_pending(self) -> None:
+        """Save the builds whose objects arrived in the local run cache (this thread owns
+        the SQLite connection)."""
+        for f in self._pending:
+            try:
+                ok = f.result()
+            except RemoteError as exc:
+                self._failed(exc, "building locally")
+                continue
+            for fp, build in ok.items():
+                self._save(build)
+        self._pending.clear()
+
+    def _save(self, build: CachedBuild) -> None:
+        conn = self.proj.conn
+        assert conn is not None
+        trace = build.trace if trace_matches(build.trace, build.fingerprint) else {}
+        runcache.save(conn, CachedBuild(build.fingerprint, build.target, build.outs, build.dirs, trace,
+                                        build.run_id, build.execs))
+        self.fetched.add(build.fingerprint)
+
+    def fetch(self, fingerprint: str) -> str:
+        """Ask the remote for one build (a target the prefetch could not foresee): when it
+        has it whole, it is in the local run cache afterwards; else the reason, or ""."""
+        if self.broken or fingerprint in self.asked:
+            return self.unusable.get(fingerprint, "")
+        try:
+            entries = self._entries([fingerprint])
+            if entries:
+                for build in self._fetch_objects(entries).values():
+                    self._save(build)
+        except RemoteError as exc:
+            self._failed(exc, "building locally")
+        return self.unusable.get(fingerprint, "")
+
+    # -- writing -------------------------------------------------------------------
+    def built_one(self, build: CachedBuild) -> None:
+        if self.push_enabled:
+            self.built.append(build)
+
+    def push(self) -> None:
+        """Upload what this run built: objects first, then their entries."""
+        if not self.built or not self.push_enabled:
+            return
+        try:
+            self.transfers.push_builds(self.built)
+        except RemoteError as exc:
+            print(f"pipetool: warning: {exc.message}; this run's outputs were not uploaded", file=self.stream)
+        self.built.clear()
+
+    def close(self) -> None:
+        self.transfers.close()
+
+
+def trace_matches(trace: dict, fingerprint: str) -> bool:
+    """A trace from elsewhere is kept only when it really makes `fingerprint`."""
+    try:
+        t = Trace(trace["code"], trace.get("params") or {}, trace.get("deps") or {}, trace.get("env") or {},
+                  trace.get("code_files"))
+        return t.fingerprint == fingerprint
+    except (KeyError, TypeError, AttributeError):
+        return False
