@@ -314,6 +314,61 @@ def gc(
     return EXIT_OK
 
 
+TRANSFER_JOBS = typer.Option(16, "-j", "--jobs", min=1, help="Transfers in flight at once.")
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    run_id: Optional[str] = typer.Argument(None, metavar="[RUN]", help="The run to push (default: the last run)."),
+    remote: Optional[str] = REMOTE,
+    jobs: int = TRANSFER_JOBS,
+    no_wait: bool = NO_WAIT,
+    as_json: bool = JSON,
+) -> int:
+    """Upload a run's outputs and run-cache entries to the remote (what it has is skipped).
+
+    Example: pipetool push --remote s3://bucket/cache
+    """
+    from .remote.pushpull import push as api_push, report
+    from .render import TerminalReporter
+
+    g = _g(ctx)
+    r = api_push(run_id, remote=remote, jobs=jobs, file=g.file, cwd=g.cwd, wait=not no_wait,
+                 reporter=TerminalReporter(sys.stderr))
+    if as_json:
+        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+    report(r, "pushed", sys.stderr if as_json else sys.stdout)
+    return EXIT_OK
+
+
+@app.command()
+def pull(
+    ctx: typer.Context,
+    targets: Optional[List[str]] = typer.Argument(None, metavar="[TARGET]...",
+                                                  help="Targets whose outputs to put back (none: all)."),
+    remote: Optional[str] = REMOTE,
+    jobs: int = TRANSFER_JOBS,
+    no_wait: bool = NO_WAIT,
+    as_json: bool = JSON,
+) -> int:
+    """Put back the outputs pipetool.lock records, from the remote: a fresh clone is then
+    up to date without building anything. Exit 1 when some could not be had.
+
+    Example: git clone REPO && cd REPO && pipetool pull && pipetool status --check
+    """
+    from .remote.pushpull import pull as api_pull, report
+    from .render import TerminalReporter
+
+    g = _g(ctx)
+    r = api_pull(targets or (), remote=remote, jobs=jobs, file=g.file, cwd=g.cwd, wait=not no_wait,
+                 reporter=TerminalReporter(sys.stderr))
+    if as_json:
+        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+    report(r, "pulled", sys.stderr if as_json else sys.stdout)
+    return EXIT_FAILED if r.missing else EXIT_OK
+
+
 @app.command()
 def check(
     ctx: typer.Context,

@@ -123,6 +123,7 @@ class _Hooks:
                  log_dir: str, params_file: str, config: RunConfig):
         self.proj, self.run_id, self.records, self.jobs = proj, run_id, records, jobs
         self.config = config
+        self.remote = None  # a RemoteSession when a remote is configured
         self.log_dir, self.params_file = log_dir, params_file
         self.cache = Cache(proj.root)
         self.conn = proj.conn
@@ -159,15 +160,23 @@ class _Hooks:
         except (CacheMiss, OSError) as exc:
             print(f"pipetool: warning: {t.name}: outputs not cached: {exc}", file=sys.stderr)
             return
-        runcache.save(self.conn, runcache.CachedBuild(
+        build = runcache.CachedBuild(
             trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(listings), trace.to_dict(),
-            self.run_id, tuple(executables(self.proj.root, outs, listings))))
+            self.run_id, tuple(executables(self.proj.root, outs, listings)))
+        runcache.save(self.conn, build)
+        if self.remote is not None:
+            self.remote.built_one(build)
 
     def restore(self, t: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
         """The outs of an earlier build with this very fingerprint, put back; else why not."""
         if not t.cache or self.conn is None:
             return None, ""
         entry = runcache.lookup(self.conn, trace.fingerprint)
+        if entry is None and self.remote is not None:
+            why = self.remote.fetch(trace.fingerprint)
+            entry = runcache.lookup(self.conn, trace.fingerprint)
+            if entry is None and why:
+                return None, f"{why}: rebuilding"
         if entry is None or set(entry.outs) != set(t.outs):
             return None, ""
         try:
@@ -178,7 +187,8 @@ class _Hooks:
         except OSError as exc:
             return None, f"cached outputs could not be restored ({exc.strerror}): rebuilding"
         origin = f"run {entry.run_id}" if entry.run_id else "an earlier run"
-        return dict(entry.outs), f"restored from the cache: built by {origin}"
+        source = "remote" if self.remote is not None and trace.fingerprint in self.remote.fetched else "the cache"
+        return dict(entry.outs), f"restored from {source}: built by {origin}"
 
     def make_executor(self):
         from .execute.local import LocalExecutor
@@ -237,6 +247,7 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
         raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
     if records is None:
         records = proj.records()  # read under the lock: another run may just have finished
+    remote = _open_remote(proj, config)  # a missing backend stops us before anything is written
     parent_params = store_runs.run_params(conn, parent) if parent else {}
     store_runs.start(conn, run_id, parent, argv, now_iso(), p.params, p.overrides,
                      param_changes(parent_params, p.params) if parent else [], kind)
@@ -249,16 +260,36 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
     results: dict[str, TargetResult] = {}
     status, signum = "succeeded", 0
     try:
+        if remote is not None:
+            hooks.remote = remote
+            remote.prefetch(selected, records, forced)
         run_targets(p, proj.graph, selected, proj.hasher, records, hooks, rep, opts, results)
         if any(r.action == FAILED for r in results.values()):
             status = "failed"
+        if remote is not None:
+            remote.push()  # what succeeded, also after a failure elsewhere (-k)
     except Terminated:
         status, signum = "interrupted", 15
     except KeyboardInterrupt:
         status, signum = "interrupted", 2
     finally:
+        if remote is not None:
+            remote.close()
         _finish(proj, run_id, status, results, records, hooks.changed, hooks.journaled)
     return RunResult(run_id, status, results, signum, parent)
+
+
+def _open_remote(proj: Project, config: RunConfig):
+    """The run's remote session, or None when no remote is configured."""
+    from .remote.backend import remote_url
+
+    url = remote_url(proj.pipeline.remote, proj.root, config.remote)
+    if url is None:
+        return None
+    from .remote.backend import open_remote
+    from .remote.readthrough import RemoteSession
+
+    return RemoteSession(proj, open_remote(url), push=config.push and not config.read_only)
 
 
 def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetResult],
