@@ -173,10 +173,8 @@ class _Hooks:
             return None, ""
         entry = runcache.lookup(self.conn, trace.fingerprint)
         if entry is None and self.remote is not None:
-            why = self.remote.fetch(trace.fingerprint)
-            entry = runcache.lookup(self.conn, trace.fingerprint)
-            if entry is None and why:
-                return None, f"{why}: rebuilding"
+            outs, why = self.remote.restore(t.outs, trace.fingerprint)
+            return outs, (f"{why}: rebuilding" if outs is None and why else why)
         if entry is None or set(entry.outs) != set(t.outs):
             return None, ""
         try:
@@ -187,8 +185,7 @@ class _Hooks:
         except OSError as exc:
             return None, f"cached outputs could not be restored ({exc.strerror}): rebuilding"
         origin = f"run {entry.run_id}" if entry.run_id else "an earlier run"
-        source = "remote" if self.remote is not None and trace.fingerprint in self.remote.fetched else "the cache"
-        return dict(entry.outs), f"restored from {source}: built by {origin}"
+        return dict(entry.outs), f"restored from the cache: built by {origin}"
 
     def make_executor(self):
         from .execute.local import LocalExecutor

@@ -21,6 +21,7 @@ from ..store.cache import Cache, CacheMiss
 from ..store.lockfile import read_lock
 from .backend import Remote, open_remote, remote_url
 from .progress import progress_for
+from .staging import Staging
 from .transfer import TRANSFER_JOBS, Stats, Transfers
 
 KEPT_ACTIONS = ("built", "restored", "skipped")
@@ -143,33 +144,36 @@ def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult
     def usable(entry, rec: Record) -> bool:
         return entry is not None and entry.outs == rec.outs
 
-    tr = Transfers(rem, Cache(proj.root), jobs, progress_for("pull"))
+    cache = Cache(proj.root)
+    staging = Staging(proj.root, cache)
+    tr = Transfers(rem, cache, jobs, progress_for("pull"), sink=staging)
     try:
-        ask = {rec.fingerprint for rec in wanted.values() if not usable(runcache.lookup(conn, rec.fingerprint), rec)}
-        entries = tr.get_entries(sorted(ask))
+        builds = {}
+        for rec in wanted.values():
+            local = runcache.lookup(conn, rec.fingerprint)
+            if usable(local, rec) and all(cache.has(d) for d in rec.outs.values()):
+                builds[rec.fingerprint] = local
+        entries = tr.get_entries(sorted({r.fingerprint for r in wanted.values()} - set(builds)))
         failed = tr.fetch_builds(entries)
-        for fp, (build, _) in entries.items():
-            if fp not in failed:
-                runcache.save(conn, build)
+        builds.update({fp: b for fp, (b, _) in entries.items() if fp not in failed})
+        result.stats = tr.stats
+        for name, rec in sorted(wanted.items()):
+            entry = builds.get(rec.fingerprint)
+            if not usable(entry, rec):
+                result.missing[name] = failed.get(rec.fingerprint) or "not on the remote"
+                continue
+            try:
+                cache.restore_outs(entry.outs, entry.dirs, entry.execs, source=staging)
+            except (CacheMiss, OSError) as exc:
+                result.missing[name] = getattr(exc, "reason", None) or str(exc)
+                continue
+            for o in entry.outs:
+                h.forget(o)
+            _record(proj, name, rec, entry.run_id)
+            result.done.append(name)
     finally:
         tr.close()
-    result.stats = tr.stats
-    cache = Cache(proj.root)
-    for name, rec in sorted(wanted.items()):
-        entry = runcache.lookup(conn, rec.fingerprint)
-        if not usable(entry, rec):
-            why = failed.get(rec.fingerprint) or "not on the remote"
-            result.missing[name] = why
-            continue
-        try:
-            cache.restore_outs(entry.outs, entry.dirs, entry.execs)
-        except (CacheMiss, OSError) as exc:
-            result.missing[name] = getattr(exc, "reason", None) or str(exc)
-            continue
-        for o in entry.outs:
-            h.forget(o)
-        _record(proj, name, rec, entry.run_id)
-        result.done.append(name)
+        staging.close()
     return result
 
 

@@ -14,13 +14,14 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
-from ..fingerprint import Trace, observe, observe_outs
+from ..fingerprint import observe, observe_outs
 from ..plan import FRESH, Record, decide
 from ..store import runcache
-from ..store.cache import Cache
+from ..store.cache import Cache, CacheMiss
 from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError
 from .progress import progress_for
+from .staging import Staging
 from .transfer import Transfers
 
 if TYPE_CHECKING:
@@ -35,9 +36,12 @@ class RemoteSession:
         self.remote = remote
         self.push_enabled = push
         self.stream = stream or sys.stderr
-        self.transfers = Transfers(remote, Cache(proj.root), progress=progress_for("remote", self.stream))
+        self.cache = Cache(proj.root)
+        self.staging = Staging(proj.root, self.cache)
+        self.transfers = Transfers(remote, self.cache, progress=progress_for("remote", self.stream),
+                                   sink=self.staging)
         self.asked: set[str] = set()  # fingerprints asked of the remote
-        self.fetched: set[str] = set()  # fingerprints whose build came from the remote
+        self.ready: dict[str, CachedBuild] = {}  # remote builds whose objects are here, by fingerprint
         self.unusable: dict[str, str] = {}  # fingerprint -> why its remote build cannot be used
         self.built: list[CachedBuild] = []  # built by this run: to upload
         self.broken = False  # the remote failed once: not asked again in this run
@@ -77,6 +81,7 @@ class RemoteSession:
                     if decide(trace, observe_outs(t, h), records.get(name)).state == FRESH:
                         continue
                     local = runcache.lookup(conn, trace.fingerprint) if conn is not None else None
+                    local = local or self.ready.get(trace.fingerprint)
                     if local is not None and set(local.outs) == set(t.outs):
                         for o, d in local.outs.items():
                             h.assume(o, d)
@@ -115,39 +120,37 @@ class RemoteSession:
         return {fp: e[0] for fp, e in entries.items() if fp not in failed}
 
     def _wait_pending(self) -> None:
-        """Save the builds whose objects arrived in the local run cache (this thread owns
-        the SQLite connection)."""
         for f in self._pending:
             try:
-                ok = f.result()
+                self.ready.update(f.result())
             except RemoteError as exc:
                 self._failed(exc, "building locally")
-                continue
-            for fp, build in ok.items():
-                self._save(build)
         self._pending.clear()
 
-    def _save(self, build: CachedBuild) -> None:
-        conn = self.proj.conn
-        assert conn is not None
-        trace = build.trace if trace_matches(build.trace, build.fingerprint) else {}
-        runcache.save(conn, CachedBuild(build.fingerprint, build.target, build.outs, build.dirs, trace,
-                                        build.run_id, build.execs))
-        self.fetched.add(build.fingerprint)
-
-    def fetch(self, fingerprint: str) -> str:
-        """Ask the remote for one build (a target the prefetch could not foresee): when it
-        has it whole, it is in the local run cache afterwards; else the reason, or ""."""
+    def _fetch(self, fingerprint: str) -> None:
+        """Ask the remote for one build (a target the prefetch could not foresee)."""
         if self.broken or fingerprint in self.asked:
-            return self.unusable.get(fingerprint, "")
+            return
         try:
             entries = self._entries([fingerprint])
             if entries:
-                for build in self._fetch_objects(entries).values():
-                    self._save(build)
+                self.ready.update(self._fetch_objects(entries))
         except RemoteError as exc:
             self._failed(exc, "building locally")
-        return self.unusable.get(fingerprint, "")
+
+    def restore(self, outs: tuple[str, ...], fingerprint: str) -> tuple[dict[str, str] | None, str]:
+        """Put back the remote's build of `fingerprint` (fetched now if the prefetch did not
+        foresee it): its outs, or None and why not ("" when the remote has none)."""
+        self._fetch(fingerprint)
+        build = self.ready.pop(fingerprint, None)
+        if build is None or set(build.outs) != set(outs):
+            return None, self.unusable.get(fingerprint, "")
+        try:
+            self.cache.restore_outs(build.outs, build.dirs, build.execs, source=self.staging)
+        except (CacheMiss, OSError) as exc:
+            return None, f"remote copy could not be restored ({getattr(exc, 'reason', None) or exc})"
+        origin = f"run {build.run_id}" if build.run_id else "an earlier run"
+        return dict(build.outs), f"restored from remote: built by {origin}"
 
     # -- writing -------------------------------------------------------------------
     def built_one(self, build: CachedBuild) -> None:
@@ -166,13 +169,4 @@ class RemoteSession:
 
     def close(self) -> None:
         self.transfers.close()
-
-
-def trace_matches(trace: dict, fingerprint: str) -> bool:
-    """A trace from elsewhere is kept only when it really makes `fingerprint`."""
-    try:
-        t = Trace(trace["code"], trace.get("params") or {}, trace.get("deps") or {}, trace.get("env") or {},
-                  trace.get("code_files"))
-        return t.fingerprint == fingerprint
-    except (KeyError, TypeError, AttributeError):
-        return False
+        self.staging.close()

@@ -16,7 +16,7 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..store.cache import Cache, CacheMiss
 from ..store.runcache import CachedBuild
@@ -58,8 +58,11 @@ class Transfers:
     progress: Progress = field(default_factory=Progress)
     stats: Stats = field(default_factory=Stats)
     corrupt: set[str] = field(default_factory=set)  # remote objects found not to match their name
+    sink: Any = None  # where downloads land: a Staging area (default: the local cache)
 
     def __post_init__(self) -> None:
+        if self.sink is None:
+            self.sink = self.cache
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._n = 0
@@ -133,12 +136,12 @@ class Transfers:
     def download(self, wanted: dict[str, bool], sizes: dict[str, int]) -> dict[str, str]:
         """Fetch the objects (digest -> is a folder listing) the local cache lacks; returns
         digest -> why, for those that could not be had."""
-        todo = [d for d in wanted if not self.cache.has(d)]
+        todo = [d for d in wanted if not self.sink.has(d)]
         self.stats.objects_present += len(wanted) - len(todo)
         self.progress.add(sum(sizes.get(d, 0) for d in todo))
 
         def one(digest: str) -> str:
-            tmp = self.cache.temp_path(digest, self._tag())
+            tmp = self.sink.temp_path(digest, self._tag())
             try:
                 self._call("downloading", self.remote.fs.get_file, self.remote.object_path(digest), tmp)
             except FileNotFoundError:
@@ -148,7 +151,7 @@ class Transfers:
                 _unlink(tmp)
                 raise
             size = os.path.getsize(tmp)
-            if not self.cache.admit(tmp, digest, wanted[digest]):
+            if not self.sink.admit(tmp, digest, wanted[digest]):
                 with self._lock:
                     self.corrupt.add(digest)
                 return "corrupt on the remote (does not match its hash)"
@@ -259,29 +262,27 @@ class Transfers:
         listings = {b.outs[o]: True for b, _ in entries.values() for o in b.dirs}
         sizes = {d: s for _, sz in entries.values() for d, s in sz.items()}
         bad = self.download(listings, sizes)
-        wanted: dict[str, bool] = {}
+        files: dict[str, list[str]] = {}  # fingerprint -> the file objects its outs are made of
         for fp, (b, _) in entries.items():
             try:
+                files[fp] = []
                 for out, digest in b.outs.items():
                     if out in b.dirs:
                         if digest in bad:
-                            raise CacheMiss(bad[digest])
-                        for fd in self.cache.listing(digest).values():
-                            wanted[fd] = False
+                            raise CacheMiss(f"object {digest[:12]} {bad[digest]}")
+                        files[fp].extend(self.sink.listing(digest).values())
                     else:
-                        wanted[digest] = False
+                        files[fp].append(digest)
             except CacheMiss as exc:
                 failed[fp] = exc.reason
-        bad.update(self.download({d: v for d, v in wanted.items()}, sizes))
-        for fp, (b, _) in entries.items():
-            if fp in failed:
-                continue
-            for out, digest in b.outs.items():
-                files = self.cache.listing(digest).values() if out in b.dirs else [digest]
-                why = next((bad[d] for d in files if d in bad), "")
-                if why:
-                    failed[fp] = f"object {next(d for d in files if d in bad)[:12]} {why}"
-                    break
+                del files[fp]
+        bad.update(self.download({d: False for fs in files.values() for d in fs}, sizes))
+        for fp, digests in files.items():
+            missing = [d for d in digests if d in bad]
+            if missing:
+                failed[fp] = f"object {missing[0][:12]} {bad[missing[0]]}"
+            elif hasattr(self.sink, "uses"):
+                self.sink.uses.update(digests)
         return failed
 
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat as statmod
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from ..hashing import BLOCK, listing_digest
 
@@ -70,6 +70,13 @@ def file_hash(path: str) -> str:
     from ..hashing import hash_file_contents
 
     return hash_file_contents(path, os.stat(path).st_size)
+
+
+class ObjectSource(Protocol):
+    """Where a restore takes objects from: this cache, or verified downloads (remote)."""
+
+    def listing(self, digest: str) -> dict[str, str]: ...
+    def stage(self, digest: str, staged: str, executable: bool, umask: int) -> None: ...
 
 
 @dataclass
@@ -131,23 +138,9 @@ class Cache:
         return len(data)
 
     def admit(self, tmp: str, digest: str, is_listing: bool) -> bool:
-        """Move a downloaded file into the cache if its bytes match `digest` (a folder
-        listing by its folder digest); otherwise delete it and say no."""
-        try:
-            if is_listing:
-                with open(tmp, "rb") as f:
-                    data = f.read()
-                ok = _dir_digest_of(data) == digest and _safe_listing(json.loads(data.decode("utf-8")))
-            else:
-                ok = file_hash(tmp) == digest
-        except (OSError, ValueError, AttributeError, TypeError):
-            ok = False
-        if not ok:
-            os.unlink(tmp)
-            return False
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, self.path_of(digest))
-        return True
+        """Move a downloaded file into the cache if its bytes match `digest`; otherwise
+        delete it and say no."""
+        return admit_verified(tmp, self.path_of(digest), digest, is_listing)
 
     def temp_path(self, digest: str, tag: str) -> str:
         """Where a download of `digest` is written before `admit` (skipped by housekeeping)."""
@@ -189,7 +182,7 @@ class Cache:
             return None
         return None
 
-    def _stage_file(self, digest: str, staged: str, executable: bool, umask: int) -> None:
+    def stage(self, digest: str, staged: str, executable: bool, umask: int) -> None:
         """Copy an object to `staged`, verified against its digest, with the mode a new
         file gets here (executable when it was)."""
         obj = self.path_of(digest)
@@ -207,9 +200,12 @@ class Cache:
         """Put one out back (a file, or a folder from its listing)."""
         self.restore_outs({rel: digest}, [rel] if is_dir else [])
 
-    def restore_outs(self, outs: dict[str, str], dirs: Iterable[str], execs: Iterable[str] = ()) -> None:
+    def restore_outs(self, outs: dict[str, str], dirs: Iterable[str], execs: Iterable[str] = (),
+                     source: ObjectSource | None = None) -> None:
         """Put a target's outs back, all or nothing: every out is staged (copied and
-        verified) beside its place first, and only then are they moved in."""
+        verified) beside its place first, and only then are they moved in. `source`:
+        where the objects come from (default: this cache)."""
+        src = source or self
         dirs, execs = set(dirs), set(execs)
         umask = _umask()
         staged: list[tuple[str, str]] = []  # (staging path, final path)
@@ -224,12 +220,12 @@ class Cache:
                     os.unlink(stage)
                 staged.append((stage, path))
                 if rel in dirs:
-                    listing = self.listing(digest)
+                    listing = src.listing(digest)
                     os.makedirs(stage)
                     for sub, fdigest in listing.items():
-                        self._stage_file(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs, umask)
+                        src.stage(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs, umask)
                 else:
-                    self._stage_file(digest, stage, key in execs, umask)
+                    src.stage(digest, stage, key in execs, umask)
         except BaseException:
             for stage, _ in staged:
                 if os.path.isdir(stage) and not os.path.islink(stage):
@@ -303,6 +299,27 @@ def executables(root: str, outs: Iterable[str], dirs: Iterable[str]) -> list[str
         elif os.stat(path).st_mode & 0o111:
             found.append(key)
     return sorted(found)
+
+
+def admit_verified(tmp: str, dst: str, digest: str, is_listing: bool) -> bool:
+    """Move a downloaded file to `dst` (read-only) if its bytes match `digest` (a folder
+    listing by its folder digest, naming only files inside the folder); otherwise delete
+    it and say no."""
+    try:
+        if is_listing:
+            with open(tmp, "rb") as f:
+                data = f.read()
+            ok = _dir_digest_of(data) == digest and _safe_listing(json.loads(data.decode("utf-8")))
+        else:
+            ok = file_hash(tmp) == digest
+    except (OSError, ValueError, AttributeError, TypeError):
+        ok = False
+    if not ok:
+        os.unlink(tmp)
+        return False
+    os.chmod(tmp, 0o444)
+    os.replace(tmp, dst)
+    return True
 
 
 def _safe_listing(listing: object) -> bool:
