@@ -104,7 +104,10 @@ def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]
                 runcache.forget(conn, fp)
                 continue
             result.restored.append(name)
-        store_records.save_record(conn, name, fp, trace or {}, outs, manifest["id"])
+        trace = dict(trace or {})
+        if entry is not None and entry.execs:
+            trace["execs"] = list(entry.execs)
+        store_records.save_record(conn, name, fp, trace, outs, manifest["id"])
         records[name] = Record(fp, dict(outs), trace)
     return result
 

@@ -133,17 +133,24 @@ class _Hooks:
     def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None:
         assert self.conn is not None
         if result.action in (BUILT, RESTORED):
-            store_records.save_record(self.conn, name, trace.fingerprint, trace.to_dict(), outs, self.run_id)
-            self.records[name] = Record(trace.fingerprint, outs, trace.to_dict())
+            stored = trace.to_dict()
+            execs = executables(self.proj.root, outs, self._dirs(outs))
+            if execs:  # the lock carries them, so a pull restores the mode without asking the remote
+                stored["execs"] = execs
+            store_records.save_record(self.conn, name, trace.fingerprint, stored, outs, self.run_id)
+            self.records[name] = Record(trace.fingerprint, outs, stored)
             self.changed = True
             if result.action == BUILT:
-                self._cache_outs(self.proj.pipeline.targets[name], trace, outs)
+                self._cache_outs(self.proj.pipeline.targets[name], trace, outs, execs)
         store_runs.record_targets(self.conn, self.run_id, [
             (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs,
              result.checks)])
         self.journaled.add(name)
 
-    def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None]) -> None:
+    def _dirs(self, outs) -> list[str]:
+        return [o for o in outs if os.path.isdir(os.path.join(self.proj.root, o.rstrip("/")))]
+
+    def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None], execs: list[str]) -> None:
         """Store a built target's outs, then its run-cache entry (never the other way).
 
         Done here, between jobs: a thread of its own was measured slower on 2 cores (it
@@ -162,7 +169,7 @@ class _Hooks:
             return
         build = runcache.CachedBuild(
             trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(listings), trace.to_dict(),
-            self.run_id, tuple(executables(self.proj.root, outs, listings)))
+            self.run_id, tuple(execs))
         runcache.save(self.conn, build)
         if self.remote is not None:
             self.remote.built_one(build)

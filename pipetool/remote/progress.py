@@ -3,40 +3,52 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 from .transfer import Progress
 
 
 class TerminalProgress(Progress):
-    """A rich progress bar, started on the first bytes to move, gone when closed."""
+    """A rich progress bar (objects, bytes, rate, time left), started when the first
+    objects are queued, gone when closed. Time left comes from the objects' pace: their
+    sizes are not known before they arrive."""
 
     def __init__(self, label: str, stream: TextIO | None = None):
         self.label = label
         self.stream = stream or sys.stderr
         self._bar: Any = None
         self._task: Any = None
+        self._bytes = 0
+        self._start = 0.0
         self._lock = threading.Lock()
 
-    def add(self, total_bytes: int) -> None:
-        if total_bytes <= 0:
+    def add(self, objects: int) -> None:
+        if objects <= 0:
             return
         with self._lock:
             if self._bar is None:
                 from rich.console import Console
-                from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TextColumn,
-                                           TimeRemainingColumn, TransferSpeedColumn)
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-                self._bar = Bar(TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                TimeRemainingColumn(), console=Console(file=self.stream), transient=True)
-                self._task = self._bar.add_task(self.label, total=0)
+                self._bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[moved]}"), TimeRemainingColumn(),
+                                console=Console(file=self.stream), transient=True)
+                self._task = self._bar.add_task(self.label, total=0, moved="")
+                self._start = time.monotonic()
                 self._bar.start()
-            total = self._bar.tasks[0].total or 0
-            self._bar.update(self._task, total=total + total_bytes)
+            self._bar.update(self._task, total=(self._bar.tasks[0].total or 0) + objects)
 
     def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, nbytes)
+        if self._bar is None:
+            return
+        from ..render import human_bytes
+
+        with self._lock:
+            self._bytes += nbytes
+            rate = self._bytes / max(time.monotonic() - self._start, 1e-3)
+            moved = f"{human_bytes(self._bytes)} {human_bytes(int(rate))}/s"
+        self._bar.update(self._task, advance=1, moved=moved)
 
     def close(self) -> None:
         with self._lock:

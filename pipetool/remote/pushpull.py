@@ -22,7 +22,7 @@ from ..store.lockfile import read_lock
 from .backend import Remote, open_remote, remote_url
 from .progress import progress_for
 from .staging import Staging
-from .transfer import TRANSFER_JOBS, Stats, Transfers
+from .transfer import TRANSFER_JOBS, Stats, Transfers, lock_build
 
 KEPT_ACTIONS = ("built", "restored", "skipped")
 
@@ -148,14 +148,22 @@ def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult
     staging = Staging(proj.root, cache)
     tr = Transfers(rem, cache, jobs, progress_for("pull"), sink=staging)
     try:
-        builds = {}
-        for rec in wanted.values():
+        builds, described = {}, {}
+        for name, rec in wanted.items():
             local = runcache.lookup(conn, rec.fingerprint)
             if usable(local, rec) and all(cache.has(d) for d in rec.outs.values()):
                 builds[rec.fingerprint] = local
-        entries = tr.get_entries(sorted({r.fingerprint for r in wanted.values()} - set(builds)))
-        failed = tr.fetch_builds(entries)
-        builds.update({fp: b for fp, (b, _) in entries.items() if fp not in failed})
+            else:  # the lock says which objects: fetched by digest, no entry to ask for
+                described[rec.fingerprint] = lock_build(name, rec)
+        failed = tr.fetch_builds(described)
+        builds.update({fp: b for fp, b in described.items() if fp not in failed})
+        # What the lock alone could not give (a folder out without its "/", a damaged
+        # object): the remote's own entry for that fingerprint.
+        entries = tr.get_entries(sorted(failed))
+        refailed = tr.fetch_builds(entries)
+        builds.update({fp: b for fp, b in entries.items() if fp not in refailed})
+        failed = {fp: refailed.get(fp) or (why if fp in entries else f"not on the remote ({why})")
+                  for fp, why in failed.items() if fp not in builds}
         result.stats = tr.stats
         for name, rec in sorted(wanted.items()):
             entry = builds.get(rec.fingerprint)

@@ -22,7 +22,7 @@ from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError
 from .progress import progress_for
 from .staging import Staging
-from .transfer import Transfers
+from .transfer import Transfers, lock_build
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -63,6 +63,7 @@ class RemoteSession:
         depth: dict[str, int] = {}
         for n in selected:
             depth[n] = 1 + max((depth[u] for u in g.upstream[n] if u in chosen), default=-1)
+        known: dict[str, CachedBuild] = {}  # builds the lock describes, by fingerprint
         levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
         for n in selected:
             levels[depth[n]].append(n)
@@ -82,6 +83,12 @@ class RemoteSession:
                         continue
                     local = runcache.lookup(conn, trace.fingerprint) if conn is not None else None
                     local = local or self.ready.get(trace.fingerprint)
+                    rec = records.get(name)
+                    if local is None and rec is not None and rec.fingerprint == trace.fingerprint:
+                        # The lock names the outs of this very fingerprint: fetch them by
+                        # digest, no entry to ask for (the restore asks if they fail).
+                        local = lock_build(name, rec)
+                        known[trace.fingerprint] = local
                     if local is not None and set(local.outs) == set(t.outs):
                         for o, d in local.outs.items():
                             h.assume(o, d)
@@ -95,12 +102,14 @@ class RemoteSession:
                     break
                 for name, fp in asks.items():
                     e = entries.get(fp)
-                    if e is None or set(e[0].outs) != set(p.targets[name].outs):
+                    if e is None or set(e.outs) != set(p.targets[name].outs):
                         unknown.add(name)
                         continue
-                    for o, d in e[0].outs.items():
+                    for o, d in e.outs.items():
                         h.assume(o, d)
                         assumed.append(o)
+                entries.update(known)
+                known = {}
                 if entries:
                     self._pending.append(coordinator.submit(self._fetch_objects, entries))
             self._wait_pending()
@@ -109,15 +118,16 @@ class RemoteSession:
             for o in assumed:
                 h.forget(o)
 
-    def _entries(self, fps) -> dict[str, tuple[CachedBuild, dict[str, int]]]:
+    def _entries(self, fps) -> dict[str, CachedBuild]:
         todo = [fp for fp in fps if fp not in self.asked]
         self.asked.update(todo)
         return self.transfers.get_entries(todo) if todo else {}
 
-    def _fetch_objects(self, entries: dict[str, tuple[CachedBuild, dict[str, int]]]) -> dict[str, CachedBuild]:
-        failed = self.transfers.fetch_builds(entries)
-        self.unusable.update({fp: f"remote copy unusable: {why}" for fp, why in failed.items()})
-        return {fp: e[0] for fp, e in entries.items() if fp not in failed}
+    def _fetch_objects(self, builds: dict[str, CachedBuild]) -> dict[str, CachedBuild]:
+        failed = self.transfers.fetch_builds(builds)
+        self.unusable.update({fp: f"remote copy unusable: {why}" for fp, why in failed.items()
+                              if fp in self.asked})
+        return {fp: b for fp, b in builds.items() if fp not in failed}
 
     def _wait_pending(self) -> None:
         for f in self._pending:
@@ -141,7 +151,8 @@ class RemoteSession:
     def restore(self, outs: tuple[str, ...], fingerprint: str) -> tuple[dict[str, str] | None, str]:
         """Put back the remote's build of `fingerprint` (fetched now if the prefetch did not
         foresee it): its outs, or None and why not ("" when the remote has none)."""
-        self._fetch(fingerprint)
+        if fingerprint not in self.ready:
+            self._fetch(fingerprint)
         build = self.ready.pop(fingerprint, None)
         if build is None or set(build.outs) != set(outs):
             return None, self.unusable.get(fingerprint, "")

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from ..plan import Record
 from ..store.cache import Cache, CacheMiss
 from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError
@@ -43,9 +44,10 @@ class Stats:
 
 
 class Progress:
-    """The progress interface the transfers report through (a no-op unless a terminal)."""
+    """The progress interface the transfers report through (a no-op unless a terminal):
+    `add` objects to move, `advance` by one moved object of `nbytes`."""
 
-    def add(self, total_bytes: int) -> None: ...
+    def add(self, objects: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def close(self) -> None: ...
 
@@ -110,9 +112,9 @@ class Transfers:
         return results
 
     # -- run-cache entries -----------------------------------------------------------
-    def get_entries(self, fingerprints: Iterable[str]) -> dict[str, tuple[CachedBuild, dict[str, int]]]:
-        """The remote entries among `fingerprints`, with their objects' sizes; an entry
-        that is unreadable or not for its fingerprint counts as absent."""
+    def get_entries(self, fingerprints: Iterable[str]) -> dict[str, CachedBuild]:
+        """The remote entries among `fingerprints`; an entry that is unreadable or not for
+        its fingerprint counts as absent."""
         def one(fp: str):
             try:
                 data = self._call("reading a run-cache entry", self.remote.fs.cat_file, self.remote.entry_path(fp))
@@ -123,22 +125,21 @@ class Transfers:
         fps = list(dict.fromkeys(fingerprints))
         return {fp: e for fp, e in zip(fps, self._map(one, fps)) if e is not None}
 
-    def put_entries(self, entries: list[tuple[CachedBuild, dict[str, int]]]) -> None:
-        def one(item) -> None:
-            build, sizes = item
-            self._write(self.remote.entry_path(build.fingerprint), data=entry_bytes(build, sizes))
+    def put_entries(self, entries: list[CachedBuild]) -> None:
+        def one(build: CachedBuild) -> None:
+            self._write(self.remote.entry_path(build.fingerprint), data=entry_bytes(build))
             with self._lock:
                 self.stats.entries_up += 1
 
         self._map(one, entries)
 
     # -- objects ---------------------------------------------------------------------
-    def download(self, wanted: dict[str, bool], sizes: dict[str, int]) -> dict[str, str]:
+    def download(self, wanted: dict[str, bool]) -> dict[str, str]:
         """Fetch the objects (digest -> is a folder listing) the local cache lacks; returns
         digest -> why, for those that could not be had."""
         todo = [d for d in wanted if not self.sink.has(d)]
         self.stats.objects_present += len(wanted) - len(todo)
-        self.progress.add(sum(sizes.get(d, 0) for d in todo))
+        self.progress.add(len(todo))
 
         def one(digest: str) -> str:
             tmp = self.sink.temp_path(digest, self._tag())
@@ -194,7 +195,7 @@ class Transfers:
         there = self.remote_sizes(digests)
         todo = [d for d in digests if there.get(d) != local[d] or d in self.corrupt]
         self.stats.objects_present += len(digests) - len(todo)
-        self.progress.add(sum(local[d] for d in todo))
+        self.progress.add(len(todo))
 
         def one(digest: str) -> None:
             self._write(self.remote.object_path(digest), src=self.cache.path_of(digest))
@@ -249,21 +250,19 @@ class Transfers:
             if digests is None or not all(self.cache.has(d) for d in digests):
                 gone.append(b)
                 continue
-            ready.append((b, {d: self.cache.size_of(d) for d in digests}))
+            ready.append(b)
             objects.extend(digests)
         self.upload(objects)
         self.put_entries(ready)
         return gone
 
-    def fetch_builds(self, entries: dict[str, tuple[CachedBuild, dict[str, int]]]) -> dict[str, str]:
-        """Download what the entries name into the local cache; fingerprint -> why, for
-        the builds that could not be had whole."""
+    def fetch_builds(self, builds: dict[str, CachedBuild]) -> dict[str, str]:
+        """Download the objects `builds` (by fingerprint) are made of; fingerprint -> why,
+        for the builds that could not be had whole."""
         failed: dict[str, str] = {}
-        listings = {b.outs[o]: True for b, _ in entries.values() for o in b.dirs}
-        sizes = {d: s for _, sz in entries.values() for d, s in sz.items()}
-        bad = self.download(listings, sizes)
+        bad = self.download({b.outs[o]: True for b in builds.values() for o in b.dirs})
         files: dict[str, list[str]] = {}  # fingerprint -> the file objects its outs are made of
-        for fp, (b, _) in entries.items():
+        for fp, b in builds.items():
             try:
                 files[fp] = []
                 for out, digest in b.outs.items():
@@ -276,7 +275,7 @@ class Transfers:
             except CacheMiss as exc:
                 failed[fp] = exc.reason
                 del files[fp]
-        bad.update(self.download({d: False for fs in files.values() for d in fs}, sizes))
+        bad.update(self.download({d: False for fs in files.values() for d in fs}))
         for fp, digests in files.items():
             missing = [d for d in digests if d in bad]
             if missing:
@@ -286,14 +285,14 @@ class Transfers:
         return failed
 
 
-def entry_bytes(build: CachedBuild, sizes: dict[str, int]) -> bytes:
+def entry_bytes(build: CachedBuild) -> bytes:
     doc = {"format": ENTRY_FORMAT, "fingerprint": build.fingerprint, "target": build.target,
            "outs": build.outs, "dirs": sorted(build.dirs), "execs": sorted(build.execs),
-           "trace": build.trace, "run_id": build.run_id, "sizes": sizes}
+           "trace": build.trace, "run_id": build.run_id}
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def parse_entry(data: bytes, fingerprint: str) -> tuple[CachedBuild, dict[str, int]] | None:
+def parse_entry(data: bytes, fingerprint: str) -> CachedBuild | None:
     """A remote entry, or None when it is not a whole, well-formed entry for `fingerprint`."""
     try:
         doc = json.loads(data.decode("utf-8"))
@@ -301,17 +300,26 @@ def parse_entry(data: bytes, fingerprint: str) -> tuple[CachedBuild, dict[str, i
         return None
     if not isinstance(doc, dict) or doc.get("format") != ENTRY_FORMAT or doc.get("fingerprint") != fingerprint:
         return None
-    outs, dirs, execs, sizes = doc.get("outs"), doc.get("dirs"), doc.get("execs"), doc.get("sizes") or {}
+    outs, dirs, execs = doc.get("outs"), doc.get("dirs"), doc.get("execs")
     if not (isinstance(outs, dict) and all(isinstance(k, str) and isinstance(v, str) and _is_digest(v)
                                            for k, v in outs.items())):
         return None
     if not (isinstance(dirs, list) and set(dirs) <= set(outs) and isinstance(execs, list)
-            and all(isinstance(x, str) for x in execs) and isinstance(sizes, dict)):
+            and all(isinstance(x, str) for x in execs)):
         return None
     trace = doc.get("trace") if isinstance(doc.get("trace"), dict) else {}
     run_id = doc.get("run_id") if isinstance(doc.get("run_id"), str) else None
-    build = CachedBuild(fingerprint, str(doc.get("target", "")), outs, tuple(dirs), trace, run_id, tuple(execs))
-    return build, {str(k): int(v) for k, v in sizes.items() if isinstance(v, int)}
+    return CachedBuild(fingerprint, str(doc.get("target", "")), outs, tuple(dirs), trace, run_id, tuple(execs))
+
+
+def lock_build(target: str, record: Record) -> CachedBuild:
+    """The build a lock entry (or record) describes: its outs by digest, folders by their
+    trailing "/", modes from its `execs`. Enough to fetch its objects without asking the
+    remote for an entry (the outs are checked against their digests as they arrive)."""
+    trace = record.trace_dict() or {}
+    outs = {o: d for o, d in record.outs.items() if d}
+    return CachedBuild(record.fingerprint, target, outs, tuple(o for o in outs if o.endswith("/")), {},
+                       None, tuple(trace.get("execs") or ()))
 
 
 def _is_digest(value: str) -> bool:

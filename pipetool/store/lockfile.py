@@ -15,6 +15,9 @@ from ..plan import Record
 
 LOCK_NAME = "pipetool.lock"
 LOCK_VERSION = 1
+# What an entry keeps beside fingerprint and outs: the trace, and the outs' files with an
+# execute bit (the content hashes do not carry the mode).
+TRACE_KEYS = ("code", "code_files", "params", "deps", "env", "execs")
 
 
 def lock_path(root: str) -> str:
@@ -59,6 +62,8 @@ def _entry_problem(entry: Any) -> str:
         return "has 'params' that is not a mapping"
     if "code" in entry and not isinstance(entry["code"], str):
         return "has 'code' that is not a string"
+    if "execs" in entry and not (isinstance(entry["execs"], list) and all(isinstance(x, str) for x in entry["execs"])):
+        return "has 'execs' that is not a list of paths"
     return ""
 
 
@@ -69,7 +74,7 @@ def render_lock(records: dict[str, Record]) -> str:
         entry: dict[str, Any] = {"fingerprint": r.fingerprint}
         trace = r.trace_dict()
         if trace:
-            for key in ("code", "code_files", "params", "deps", "env"):
+            for key in TRACE_KEYS:
                 value = trace.get(key)
                 if value:
                     entry[key] = value

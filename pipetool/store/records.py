@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 
 from ..plan import Record
 from .db import with_tx
+from .lockfile import TRACE_KEYS
 
 
 def load_records(
@@ -29,7 +30,7 @@ def load_records(
 
 
 def from_lock(e: dict[str, Any]) -> Record:
-    trace = {k: e.get(k) for k in ("code", "code_files", "params", "deps", "env") if k in e}
+    trace = {k: e.get(k) for k in TRACE_KEYS if k in e}
     return Record(e.get("fingerprint", ""), dict(e.get("outs") or {}), trace or None)
 
 
