@@ -301,3 +301,16 @@ def test_an_unreachable_remote_is_a_warning_and_the_run_builds_locally(project):
     assert "warning: remote s3://bucket/cache" in res.stderr
     assert res.stderr.count("warning: remote") <= 2, res.stderr  # said once reading, once writing
     assert time.monotonic() - start < 100
+
+
+def test_status_imports_no_optional_backend_even_with_a_remote_configured(project):
+    import subprocess
+    import sys
+
+    _source(project)
+    project.pipeline(_with_remote("s3://bucket/cache"))
+    code = ("import sys, pipetool\n"
+            f"pipetool.status(cwd={str(project.root)!r})\n"
+            "print(sorted(m for m in ('fsspec', 's3fs', 'dask', 'distributed', 'joblib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
