@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import PipelineError
 from .spec.model import Pipeline, Target
@@ -90,3 +90,15 @@ def check_outs_inside(p: Pipeline, selected: list[str]) -> None:
                 raise PipelineError(
                     f"target '{n}': out '{out}' lies outside the project root through a symlink "
                     f"(its folder resolves to {real})", p.where("targets", n, "outs"))
+
+
+def check_resources(p: Pipeline, selected: list[str], capacity: Mapping[str, float]) -> None:
+    """A target asking for more of a declared resource than the whole machine has could
+    never start: refuse the run before anything runs, rather than wait forever."""
+    from .execute.slots import too_big
+
+    for n in selected:
+        for name, asked, total in too_big(p.targets[n].resources, capacity):
+            raise PipelineError(
+                f"target '{n}' needs {name}={asked:g}, more than --resources declares in all "
+                f"({name}={total:g}): it could never run", p.where("targets", n, "resources", name))

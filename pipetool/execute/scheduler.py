@@ -18,6 +18,7 @@ from ..hashing import Hasher
 from ..plan import FRESH, Record, decide
 from ..spec.model import Pipeline, Target
 from .jobs import Executor, Job, Outcome
+from .slots import Slots
 
 BUILT, RESTORED, SKIPPED, FAILED, NOT_RUN = "built", "restored", "skipped", "failed", "not-run"
 
@@ -86,7 +87,11 @@ def run_targets(
 class _Scheduler:
     """One run's loop. Targets move: waiting (upstream not done) -> ready -> judged
     (decided stale, outs cleared) -> running -> done. Judging ahead while the slots are
-    full means a freed slot is refilled at once."""
+    full means a freed slot is refilled at once.
+
+    With declared resources, a judged target starts only when its resources are free, and
+    the first judged target that fits goes first: one waiting for a GPU does not hold up
+    those behind it that need none. It holds them until it is done, checks included."""
 
     def __init__(self, p, g, selected, hasher, records, hooks, reporter, opts, results):
         self.p, self.g, self.selected, self.hasher = p, g, selected, hasher
@@ -98,6 +103,8 @@ class _Scheduler:
         self.judged: deque[tuple[str, tuple[str, ...]]] = deque()
         self.traces: dict[str, Trace] = {}
         self.running: set[str] = set()
+        self.slots = Slots(opts.resources)
+        self.holding: dict[str, tuple] = {}  # target -> the declared resources it holds
         self.executor: Executor | None = None
         self.stop = False
 
@@ -121,23 +128,51 @@ class _Scheduler:
         jobs = self.opts.jobs
         while True:
             self._judge_ahead(jobs)
-            while self.judged and len(self.running) < jobs and not self.stop:
-                self._launch(*self.judged.popleft())
+            while len(self.running) < jobs and not self.stop and self._launch_next():
                 self._judge_ahead(jobs)
             if not self.running:
                 break
             assert self.executor is not None
             outcome = self.executor.wait_next()
             self.running.discard(outcome.target)
-            # Refill the freed slot before the bookkeeping of the finished target.
-            if self.judged and not self.stop:
-                self._launch(*self.judged.popleft())
+            # Refill the freed slot before the bookkeeping of the finished target, unless
+            # it holds resources: they may come free there, for a target waiting on them.
+            if not self.stop and outcome.target.partition(CHECK_SEP)[0] not in self.holding:
+                self._launch_next()
             self._finish(outcome)
 
+    def _launch_next(self) -> bool:
+        """Launch the first judged target whose resources are free; False if none."""
+        if not self.slots.capacity:
+            if not self.judged:
+                return False
+            self._launch(*self.judged.popleft())
+            return True
+        for i, (name, _) in enumerate(self.judged):
+            if self.slots.fits(self.p.targets[name].resources):
+                entry = self.judged[i]
+                del self.judged[i]
+                self._launch(*entry)
+                return True
+        return False
+
+    def _startable(self, jobs: int) -> int:
+        """How many judged targets could start now, counted up to `jobs`."""
+        if not self.slots.capacity:
+            return len(self.judged)
+        n = 0
+        for name, _ in self.judged:
+            if self.slots.fits(self.p.targets[name].resources):
+                n += 1
+                if n >= jobs:
+                    break
+        return n
+
     def _judge_ahead(self, jobs: int) -> None:
-        """Decide ready targets until `jobs` stale ones wait for a slot; fresh ones are
-        skipped on the spot (which may make their downstream ready)."""
-        while self.ready and len(self.judged) < jobs and not self.stop:
+        """Decide ready targets until `jobs` stale ones that could start wait for a slot;
+        fresh ones are skipped on the spot (which may make their downstream ready)."""
+        startable = self._startable(jobs)
+        while self.ready and startable < jobs and not self.stop:
             name = self.ready.popleft()
             if name in self.results:  # blocked by a failure upstream
                 continue
@@ -152,6 +187,8 @@ class _Scheduler:
                 continue
             self.traces[name] = trace
             self.judged.append((name, verdict.reasons))
+            if self.slots.fits(t.resources):
+                startable += 1
 
     def _launch(self, name: str, reasons: tuple[str, ...]) -> None:
         t = self.p.targets[name]
@@ -169,10 +206,14 @@ class _Scheduler:
                 return
             if why:  # an entry was there but could not be used: say so, then build
                 reasons = reasons + (why,)
+        if self.executor is None:  # before anything is touched: it may refuse (a cluster)
+            self.executor = self.hooks.make_executor()
         self.reporter.started(name, reasons)
         _prepare_outs(self.p.root, t, self.hasher)
-        if self.executor is None:
-            self.executor = self.hooks.make_executor()
+        need = tuple((r, amount) for r, amount in t.resources if r in self.slots.capacity)
+        if need:
+            self.slots.take(need)
+            self.holding[name] = need
         self.executor.submit(_job(self.p, t, self.opts, self.hooks.job_kwargs))
         self.running.add(name)
         self.results[name] = TargetResult("running", "; ".join(reasons), 0.0, self.traces[name].fingerprint)
@@ -206,7 +247,11 @@ class _Scheduler:
             return
         self._built(name)
 
+    def _release(self, name: str) -> None:
+        self.slots.give(self.holding.pop(name, ()))
+
     def _built(self, name: str) -> None:
+        self._release(name)
         res = self.results[name]
         res.action = BUILT
         self.hooks.record(name, self.traces[name], res.outs, res)
@@ -232,6 +277,7 @@ class _Scheduler:
                    _log_path(self.opts, key))
 
     def _fail(self, name: str, message: str, tail: str, log: str) -> None:
+        self._release(name)
         res = self.results[name]
         res.action, res.reason = FAILED, message
         self.hooks.record(name, self.traces[name], {}, res)
