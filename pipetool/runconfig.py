@@ -27,6 +27,18 @@ class RunConfig:
     def capacity(self) -> dict[str, float]:
         return dict(self.resources)
 
+    def resolve_jobs(self, jobs: int | None, root: str) -> int:
+        """-j, or when none is given this machine's cores (a LocalCluster gets that many
+        workers). An external Dask cluster is checked here, before the run is recorded:
+        reachable, with workers, each seeing `root`; -j defaults to its worker threads."""
+        if self.executor == "dask":
+            from .execute.dask import preflight
+
+            threads = preflight(self.scheduler, root)
+            if threads:
+                return jobs or threads
+        return jobs or os.cpu_count() or 1
+
 
 def parse_resources(values: Iterable[str] | Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
     """`gpu=2,mem_gb=32` (repeatable, or a mapping) -> sorted (name, amount) pairs."""
