@@ -180,3 +180,18 @@ def test_staging_copies_an_object_used_twice_and_moves_it_on_its_last_use(tmp_pa
     assert os.access(tmp_path / "two", os.X_OK)
     staging.close()
     assert not os.path.exists(staging.dir)
+
+
+def test_many_objects_are_checked_with_one_listing_instead_of_one_request_each(tmp_path, monkeypatch):
+    import pipetool.remote.transfer as transfer
+
+    a = tmp_path / "a"
+    a.mkdir()
+    cache, digest = _project_with_object(a, b"listed")
+    remote = open_remote(f"file://{tmp_path / 'remote'}")
+    Transfers(remote, cache).push_builds([_build(outs={"out.bin": digest})])
+    monkeypatch.setattr(transfer, "LIST_THRESHOLD", 0)
+    tr = Transfers(remote, cache)
+    assert tr.remote_sizes([digest, "b" * 32]) == {digest: len(b"listed")}
+    tr.push_builds([_build(outs={"out.bin": digest})])
+    assert tr.stats.objects_up == 0 and tr.stats.objects_present == 1
