@@ -92,7 +92,7 @@ def run(
     one sized by `jobs`); `resources` ("gpu=2" strings or a mapping) is what the machine
     has; `remote` (an fsspec URL) overrides the pipeline's remote cache; `push=False` or
     `read_only=True` keep this run from uploading to it."""
-    from .prerun import check_callables, check_outs_inside
+    from .prerun import check_callables, check_outs_inside, check_resources
     from .runconfig import make_config
     from .runflow import dry_run_result, execute_run, head, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
@@ -109,6 +109,7 @@ def run(
             return dry_run_result(_verdicts(proj, selected, forced), rep)
         check_callables(p, selected)
         check_outs_inside(p, selected)
+        check_resources(p, selected, config.capacity)
         run_id = new_run_id()
         lock = acquire(p.root, f"run {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:

@@ -132,7 +132,7 @@ def branch(
     run what is stale against that (with the current code); the new run's parent is RUN.
     The executor and remote options are those of `pipetool.run`."""
     from .api import _overrides, _Quiet, _verdicts
-    from .prerun import check_callables, check_outs_inside
+    from .prerun import check_callables, check_outs_inside, check_resources
     from .runconfig import make_config
     from .runflow import dry_run_result, execute_run, new_run_id, sigterm_interrupts
     from .store.projectlock import acquire
@@ -155,6 +155,7 @@ def branch(
         p = proj.pipeline
         check_callables(p, selected)
         check_outs_inside(p, selected)
+        check_resources(p, selected, config.capacity)
         new_id = new_run_id()
         lock = acquire(p.root, f"branch {new_id} from {run_id} (pid {os.getpid()})", wait, rep.waiting)
         try:

@@ -202,6 +202,11 @@ class _Hooks:
         ensure_dir(os.path.dirname(self.params_file))
         with open(self.params_file, "w", encoding="utf-8") as f:
             json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+        if self.config.executor == "dask":
+            from .execute.dask import DaskExecutor
+
+            needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
+            return DaskExecutor(self.proj.root, self.jobs, self.config.scheduler, needs)
         return LocalExecutor(self.jobs)
 
     def job_kwargs(self, t: Target):
@@ -244,7 +249,7 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
     """Run `selected` under the project lock and record it as run `run_id` (`jobs` None:
     as many as the machine has cores)."""
     config = config or RunConfig()
-    jobs = jobs or os.cpu_count() or 1
+    jobs = config.resolve_jobs(jobs, proj.root)
     p = proj.pipeline
     conn = proj.conn
     if conn is None:
@@ -276,6 +281,9 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
         status, signum = "interrupted", 15
     except KeyboardInterrupt:
         status, signum = "interrupted", 2
+    except BaseException:  # pipetool's own failure (a cluster that would not start...): never "succeeded"
+        status = "failed"
+        raise
     finally:
         if remote is not None:
             remote.close()
