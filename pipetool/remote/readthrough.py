@@ -160,8 +160,9 @@ class RemoteSession:
             self.cache.restore_outs(build.outs, build.dirs, build.execs, source=self.staging)
         except (CacheMiss, OSError) as exc:
             return None, f"remote copy could not be restored ({getattr(exc, 'reason', None) or exc})"
-        origin = f"run {build.run_id}" if build.run_id else "an earlier run"
-        return dict(build.outs), f"restored from remote: built by {origin}"
+        if build.run_id:
+            return dict(build.outs), f"restored from remote: built by run {build.run_id}"
+        return dict(build.outs), "restored from remote: the outputs pipetool.lock records"
 
     # -- writing -------------------------------------------------------------------
     def built_one(self, build: CachedBuild) -> None:
