@@ -195,3 +195,23 @@ def test_many_objects_are_checked_with_one_listing_instead_of_one_request_each(t
     assert tr.remote_sizes([digest, "b" * 32]) == {digest: len(b"listed")}
     tr.push_builds([_build(outs={"out.bin": digest})])
     assert tr.stats.objects_up == 0 and tr.stats.objects_present == 1
+
+
+def test_progress_is_drawn_only_on_a_terminal():
+    import io
+
+    from pipetool.remote.progress import TerminalProgress, progress_for
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert not isinstance(progress_for("pull", io.StringIO()), TerminalProgress)
+    stream = Tty()
+    bar = progress_for("pull", stream)
+    assert isinstance(bar, TerminalProgress)
+    bar.add(2)
+    bar.advance(1024)
+    bar.advance(2048)
+    bar.close()
+    assert "2/2" in stream.getvalue() and "KiB" in stream.getvalue()
