@@ -105,9 +105,15 @@ def run(
     rep = TerminalReporter(sys.stderr)
     result = api_run(targets or (), jobs=jobs, force=force, keep_going=keep_going, dry_run=dry_run,
                      set=set_ or (), file=g.file, cwd=g.cwd, wait=not no_wait, reporter=rep,
-                     argv=["pipetool"] + sys.argv[1:], executor=executor, scheduler=scheduler,
-                     resources=resources, remote=remote, push=not no_push, read_only=read_only)
+                     argv=["pipetool"] + sys.argv[1:],
+                     **_beyond(executor, scheduler, resources, remote, no_push, read_only))
     return _finish_run(result, rep, as_json)
+
+
+def _beyond(executor, scheduler, resources, remote, no_push: bool, read_only: bool) -> dict:
+    """The SPEC §8 options `run` and `branch` share, as the API takes them."""
+    return {"executor": executor, "scheduler": scheduler, "resources": resources, "remote": remote,
+            "push": not no_push, "read_only": read_only}
 
 
 def _finish_run(result, rep, as_json: bool) -> int:
@@ -240,9 +246,8 @@ def branch(
     rep = TerminalReporter(sys.stderr)
     result = api_branch(from_run, targets or (), set=set_ or (), jobs=jobs, keep_going=keep_going,
                         dry_run=dry_run, force=force, file=g.file, cwd=g.cwd, wait=not no_wait,
-                        reporter=rep, argv=["pipetool"] + sys.argv[1:], executor=executor,
-                        scheduler=scheduler, resources=resources, remote=remote, push=not no_push,
-                        read_only=read_only)
+                        reporter=rep, argv=["pipetool"] + sys.argv[1:],
+                        **_beyond(executor, scheduler, resources, remote, no_push, read_only))
     return _finish_run(result, rep, as_json)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import glob as globmod
 import os
-import threading
 import stat as statmod
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PipetoolError, UsageError
+from ..errors import EXIT_FAILED, PipetoolError, UsageError
 
 REMOTE_ENV = "PIPETOOL_REMOTE"
 # URL scheme -> the pipetool extra that installs its fsspec backend.
@@ -22,7 +22,7 @@ EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "ab
 class RemoteError(PipetoolError):
     """The remote could not be read or written (exit 1: nothing about the input was wrong)."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 @dataclass

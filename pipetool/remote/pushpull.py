@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import UsageError
+from ..experiments import KEPT_ACTIONS
 from ..plan import Record
 from ..project import Project, open_project
 from ..store import records as store_records
@@ -23,9 +24,6 @@ from .backend import Remote, open_remote, remote_url
 from .progress import progress_for
 from .staging import Staging
 from .transfer import TRANSFER_JOBS, Stats, Transfers, lock_build
-
-KEPT_ACTIONS = ("built", "restored", "skipped")
-
 
 @dataclass
 class SyncResult:

@@ -171,7 +171,7 @@ class RemoteSession:
 
     def push(self) -> None:
         """Upload what this run built: objects first, then their entries."""
-        if not self.built or not self.push_enabled:
+        if not self.built:
             return
         try:
             self.transfers.push_builds(self.built)
