@@ -3,6 +3,8 @@
 that waits for another to have started), never by durations."""
 from __future__ import annotations
 
+import pytest
+
 from .support import assert_invalid, ok
 
 STAMP = 'echo "$PIPETOOL_TARGET {} $(date +%s.%N)" >> stamps.log'
@@ -72,35 +74,25 @@ def test_a_freed_gpu_goes_to_the_gpu_target_waiting_not_to_a_cpu_target(project,
     ok(pt("run", "-j", "2", "--resources", "gpu=1"))
 
 
-def test_two_gpus_let_two_gpu_targets_run_together(project, pt):
+@pytest.mark.parametrize("resource, flags", [
+    ("gpu", ["--resources", "gpu=2"]),  # two GPUs let two GPU targets run together
+    ("tpu", ["--resources", "gpu=1"]),  # a resource nobody declared does not constrain
+    ("tpu", []),  # nor does one when nothing is declared at all
+])
+def test_targets_that_fit_together_run_together(project, pt, resource, flags):
+    # Each waits for the other to start: the run finishes only if they overlap.
     project.pipeline(f"""
         targets:
           a:
             cmd: touch started.a && {AWAIT.format("b")} && echo a > out/a.txt
             outs: [out/a.txt]
-            resources: {{gpu: 1}}
+            resources: {{{resource}: 1}}
           b:
             cmd: touch started.b && {AWAIT.format("a")} && echo b > out/b.txt
             outs: [out/b.txt]
-            resources: {{gpu: 1}}
+            resources: {{{resource}: 1}}
     """)
-    ok(pt("run", "-j", "2", "--resources", "gpu=2"))
-
-
-def test_a_resource_nobody_declared_does_not_constrain(project, pt):
-    project.pipeline(f"""
-        targets:
-          a:
-            cmd: touch started.a && {AWAIT.format("b")} && echo a > out/a.txt
-            outs: [out/a.txt]
-            resources: {{tpu: 1}}
-          b:
-            cmd: touch started.b && {AWAIT.format("a")} && echo b > out/b.txt
-            outs: [out/b.txt]
-            resources: {{tpu: 1}}
-    """)
-    ok(pt("run", "-j", "2", "--resources", "gpu=1"))
-    ok(pt("run", "-j", "2", "--force"))  # and nothing declared at all
+    ok(pt("run", "-j", "2", *flags))
 
 
 def test_a_target_holds_its_resources_through_its_checks(project, pt):
