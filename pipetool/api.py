@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .fingerprint import observe, observe_outs
+from .fingerprint.trace import observe, observe_outs
 from .plan import FRESH, Verdict, plan
 from .project import Project, open_project
 from .spec.loader import load as _load

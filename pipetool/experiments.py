@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from .errors import UsageError
-from .plan import Record
+from .store.records import Record
 from .project import Project, open_project
 from .spec.loader import find_pipeline_file
 from .store import records as store_records

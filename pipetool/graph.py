@@ -8,10 +8,9 @@ import os
 from dataclasses import dataclass
 
 from .errors import PipelineError, UsageError
-from .hashing import is_glob
 from .spec.model import Pipeline
 from .spec.params import closest
-from .spec.paths import strip_dir
+from .spec.paths import is_glob, strip_dir
 
 
 @dataclass(frozen=True)

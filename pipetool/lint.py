@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from .errors import PipetoolError
-from .hashing import is_glob
+from .spec.paths import is_glob
 from .spec.paths import inside
 
 

@@ -9,27 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .fingerprint import Trace, canonical
+from .fingerprint.trace import Trace, canonical
+from .store.records import Record
 
 FRESH, STALE, PENDING = "fresh", "stale", "pending"
-
-
-@dataclass(frozen=True)
-class Record:
-    """What was recorded when a target was last built (the verifying trace)."""
-
-    fingerprint: str
-    outs: dict[str, str | None]
-    # What the fingerprint was made from: a dict, or its JSON text, parsed only when a
-    # changed fingerprint must be explained (a no-op never pays for it); None if unknown.
-    trace: dict[str, Any] | str | None = None
-
-    def trace_dict(self) -> dict[str, Any] | None:
-        if isinstance(self.trace, str):
-            import json
-
-            return json.loads(self.trace)
-        return self.trace
 
 
 @dataclass(frozen=True)
@@ -91,7 +74,7 @@ MAX_VIA = 4
 def _code_change(now: Trace, old_code: str, old: Mapping[str, Any]) -> str:
     """`src.train:train`, or `src.train:train via src.util:scale` when the callable itself
     is unchanged and what changed is something it uses (a helper, a constant, a package)."""
-    from .codehash import entry_label
+    from .fingerprint.codehash import entry_label
 
     ref = now.code[7:].rpartition("@")[0]
     new = now.code_files or {}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .graph import Graph, build_graph, check_sources, resolve_targets, select
-from .hashing import Hasher
-from .plan import Record
+from .fingerprint.hashing import Hasher
+from .store.records import Record
 from .spec.loader import load
 from .spec.model import Pipeline
 from .store.db import open_db

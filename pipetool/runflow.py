@@ -14,8 +14,8 @@ from typing import Any
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
 from .execute.scheduler import (BUILT, FAILED, RESTORED, SKIPPED, RunOptions, TargetResult,
                                 run_targets)
-from .fingerprint import Trace
-from .plan import Record
+from .fingerprint.trace import Trace
+from .store.records import Record
 from .prerun import callable_kwargs
 from .project import Project, ensure_dir
 from .runconfig import RunConfig
@@ -325,7 +325,7 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
 def rewrite_lock(proj: Project, records: dict[str, Record], changed: bool) -> None:
     """The lock is derived from the records: rewrite it when something was recorded, the
     targets changed, or someone else's hand changed the file since we wrote it."""
-    from .hashing import hash_strings
+    from .digests import hash_strings
     from .store.lockfile import file_digest, write_lock
 
     p, conn = proj.pipeline, proj.conn

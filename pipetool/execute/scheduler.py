@@ -12,10 +12,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..fingerprint import Trace, observe, observe_outs
+from ..fingerprint.trace import Trace, observe, observe_outs
 from ..graph import Graph
-from ..hashing import Hasher
-from ..plan import FRESH, Record, decide
+from ..fingerprint.hashing import Hasher
+from ..plan import FRESH, decide
+from ..store.records import Record
 from ..spec.model import Pipeline, Target
 from .jobs import Executor, Job, Outcome
 from .slots import Slots

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ..errors import UsageError
 from ..experiments import KEPT_ACTIONS
-from ..plan import Record
+from ..store.records import Record
 from ..project import Project, open_project
 from ..store import records as store_records
 from ..store import runcache

@@ -14,8 +14,9 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
-from ..fingerprint import observe, observe_outs
-from ..plan import FRESH, Record, decide
+from ..fingerprint.trace import observe, observe_outs
+from ..plan import FRESH, decide
+from ..store.records import Record
 from ..store import runcache
 from ..store.cache import Cache, CacheMiss
 from ..store.runcache import CachedBuild

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..plan import Record
+from ..store.records import Record
 from ..store.cache import Cache, CacheMiss
 from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import PipelineError, UsageError, Where
-from ..hashing import hash_bytes, hash_strings
+from ..digests import hash_bytes, hash_strings
 from .interpolate import interpolate
 from .model import Check, Dep, Pipeline, Target
 from .params import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ..errors import PipelineError, WhereLike
-from ..hashing import hash_bytes
+from ..digests import hash_bytes
 from .paths import normalize
 
 MAX_DEPTH = 32  # how deep `$ref`s are followed when filling defaults

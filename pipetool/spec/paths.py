@@ -6,6 +6,12 @@ import posixpath
 
 from ..errors import PipelineError, WhereLike
 
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(path: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(path)
+
 
 def normalize(raw: str, root: str, what: str, where: WhereLike) -> str:
     """`raw` as a posix path relative to `root`; a trailing "/" (directory) is kept."""

@@ -18,7 +18,8 @@ import stat as statmod
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-from ..hashing import BLOCK, listing_digest
+from ..digests import listing_digest
+from ..fingerprint.hashing import BLOCK
 
 FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs, ...)
 
@@ -67,7 +68,7 @@ def copy_file(src: str, dst: str) -> None:
 
 
 def file_hash(path: str) -> str:
-    from ..hashing import hash_file_contents
+    from ..fingerprint.hashing import hash_file_contents
 
     return hash_file_contents(path, os.stat(path).st_size)
 

@@ -10,14 +10,11 @@ import os
 from typing import Any
 
 from ..errors import StateError
-from ..hashing import hash_bytes
-from ..plan import Record
+from ..digests import hash_bytes
+from .records import TRACE_KEYS, Record
 
 LOCK_NAME = "pipetool.lock"
 LOCK_VERSION = 1
-# What an entry keeps beside fingerprint and outs: the trace, and the outs' files with an
-# execute bit (the content hashes do not carry the mode).
-TRACE_KEYS = ("code", "code_files", "params", "deps", "env", "execs")
 
 
 def lock_path(root: str) -> str:

@@ -7,11 +7,30 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ..plan import Record
 from .db import with_tx
-from .lockfile import TRACE_KEYS
+
+# What a lock entry keeps beside fingerprint and outs: the trace, and the outs' files with
+# an execute bit (the content hashes do not carry the mode).
+TRACE_KEYS = ("code", "code_files", "params", "deps", "env", "execs")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What was recorded when a target was last built (the verifying trace)."""
+
+    fingerprint: str
+    outs: dict[str, str | None]
+    # What the fingerprint was made from: a dict, or its JSON text, parsed only when a
+    # changed fingerprint must be explained (a no-op never pays for it); None if unknown.
+    trace: dict[str, Any] | str | None = None
+
+    def trace_dict(self) -> dict[str, Any] | None:
+        if isinstance(self.trace, str):
+            return json.loads(self.trace)
+        return self.trace
 
 
 def load_records(

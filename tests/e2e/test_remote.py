@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipetool.hashing import listing_digest
+from pipetool.digests import listing_digest
 
 from .remote_support import MotoS3, RemoteUnderTest, digest, file_remote
 from .support import Project, assert_invalid, kill_group_quietly, ok

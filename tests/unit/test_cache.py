@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipetool.hashing import listing_digest
+from pipetool.digests import listing_digest
 from pipetool.store.cache import Cache, CacheMiss, copy_file, file_hash
 
 

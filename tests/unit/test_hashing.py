@@ -8,8 +8,9 @@ import time
 import pytest
 import xxhash
 
-from pipetool import hashing
-from pipetool.hashing import RACY_WINDOW_NS, Hasher, hash_file_contents, is_glob
+from pipetool.fingerprint import hashing
+from pipetool.fingerprint.hashing import RACY_WINDOW_NS, Hasher, hash_file_contents
+from pipetool.spec.paths import is_glob
 from pipetool.store.db import open_db
 from pipetool.store.statcache import StatCache, StatEntry
 

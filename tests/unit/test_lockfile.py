@@ -9,8 +9,8 @@ import pytest
 
 import pipetool
 from pipetool.errors import StateError
-from pipetool.fingerprint import Trace
-from pipetool.plan import Record
+from pipetool.fingerprint.trace import Trace
+from pipetool.store.records import Record
 from pipetool.store import lockfile
 from pipetool.store.lockfile import LOCK_NAME, read_lock, render_lock, write_lock
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from pipetool.fingerprint import Trace
-from pipetool.plan import FRESH, PENDING, STALE, Record, Verdict, decide, plan
+from pipetool.fingerprint.trace import Trace
+from pipetool.plan import FRESH, PENDING, STALE, Verdict, decide, plan
+from pipetool.store.records import Record
 
 
 def trace(code="cmd:python train.py", params=None, deps=None, env=None) -> Trace:

@@ -8,8 +8,8 @@ import pytest
 import xxhash
 
 from pipetool.errors import StateError, UsageError
-from pipetool.hashing import listing_digest
-from pipetool.plan import Record
+from pipetool.digests import listing_digest
+from pipetool.store.records import Record
 from pipetool.remote.backend import REMOTE_ENV, open_remote, remote_url
 from pipetool.remote.staging import Staging
 from pipetool.remote.transfer import Transfers, entry_bytes, lock_build, parse_entry

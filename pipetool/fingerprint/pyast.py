@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable
 
-from .hashing import hash_bytes
+from ..digests import hash_bytes
 
 # -- normalized AST ----------------------------------------------------------------------
 

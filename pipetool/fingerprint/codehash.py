@@ -27,8 +27,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PipelineError, WhereLike
-from .hashing import hash_bytes
+from ..errors import PipelineError, WhereLike
+from ..digests import hash_bytes
 from .pkgversions import STDLIB, is_editable, package_of
 from .pyast import FUNCS, collect_bindings, ast_digest, global_reads, normalized_dump
 

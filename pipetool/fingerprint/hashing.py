@@ -14,12 +14,12 @@ import stat as statmod
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
-
 import xxhash
 
-from .errors import PipelineError
-from .store.statcache import StatCache, StatEntry
+from ..digests import listing_digest
+from ..errors import PipelineError
+from ..spec.paths import is_glob
+from ..store.statcache import StatCache, StatEntry
 
 BLOCK = 8 * 1024 * 1024
 SMALL = 1024 * 1024  # read whole files up to this size
@@ -35,35 +35,6 @@ RACY_WINDOW_COARSE_NS = 2_000_000_000
 def racy_window_ns(mtime_ns: int) -> int:
     return RACY_WINDOW_COARSE_NS if mtime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
 MISSING = None
-
-GLOB_CHARS = frozenset("*?[")
-
-
-def is_glob(path: str) -> bool:
-    return not GLOB_CHARS.isdisjoint(path)
-
-
-def hash_bytes(data: bytes) -> str:
-    return xxhash.xxh3_128_hexdigest(data)
-
-
-def listing_digest(listing: dict[str, str]) -> str:
-    """A folder's digest from its listing (relative path -> digest), in path order."""
-    h = xxhash.xxh3_128(b"dir\0")
-    for sub in sorted(listing):
-        h.update(sub.encode("utf-8", "surrogateescape") + b"\0")
-        h.update(listing[sub].encode("utf-8", "surrogateescape") + b"\0")
-    return h.hexdigest()
-
-
-def hash_strings(parts: Iterable[str]) -> str:
-    """Order-sensitive hash of a sequence of strings (NUL-separated)."""
-    h = xxhash.xxh3_128()
-    for p in parts:
-        h.update(p.encode("utf-8", "surrogateescape"))
-        h.update(b"\0")
-    return h.hexdigest()
-
 
 _buffers = threading.local()  # one block buffer per thread (transfers hash in parallel)
 

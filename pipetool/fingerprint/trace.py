@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from .hashing import Hasher, hash_bytes, hash_strings, is_glob
-from .spec.model import Pipeline, Target
-from .spec.params import lookup
+from ..digests import hash_bytes, hash_strings
+from ..spec.paths import is_glob
+from .hashing import Hasher
+from ..spec.model import Pipeline, Target
+from ..spec.params import lookup
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def dep_digest(hasher: Hasher, path: str, mode: str = "auto") -> str | None:
         ast_d = source_ast_digest(data, path)
         digest = "bytes" if ast_d is None else "ast:" + ast_d
         if cache is not None and ast_d is not None:
-            from .store.statcache import StatEntry
+            from ..store.statcache import StatEntry
 
             cache.put(key, StatEntry(0, 0, 0, 0, 0, digest))
     _SCRIPT_MEMO[raw] = digest
