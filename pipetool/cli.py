@@ -1,15 +1,22 @@
 """The `pipetool` command: a thin typer skin over the Python API (parse, call, render)."""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 import typer
 
 from . import __version__
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, PipetoolError, UsageError
+
+if TYPE_CHECKING:
+    from .remote.pushpull import SyncResult
+    from .render import TerminalReporter
+    from .runflow import RunResult
 
 app = typer.Typer(
     add_completion=False,
@@ -56,44 +63,64 @@ TARGETS = typer.Argument(None, metavar="[TARGET]...", help="Target names or out 
 SET = typer.Option(None, "-S", "--set", metavar="KEY=VALUE",
                    help="Override a param for this invocation (repeatable), e.g. -S train.lr=0.1.")
 JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
-# The options `run` and `branch` share (and --no-wait, which every locking command takes).
-JOBS = typer.Option(None, "-j", "--jobs", min=1, show_default=False,
-                    help="Targets run at once (default: the number of cores).")
-DRY_RUN = typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing.")
-FORCE = typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")
-KEEP_GOING = typer.Option(False, "-k", "--keep-going", help="After a failure, go on with what does not depend on it.")
 NO_WAIT = typer.Option(False, "--no-wait", help="Exit 3 at once if another pipetool holds the project.")
-# Beyond one machine (SPEC §8): where targets run, and the remote cache.
-EXECUTOR = typer.Option("local", "--executor", metavar="local|dask", help="Where targets run.")
-SCHEDULER = typer.Option(None, "--scheduler", metavar="ADDRESS",
-                         help="Dask scheduler address (default: $PIPETOOL_DASK_SCHEDULER, "
-                              "else a local cluster sized by -j).")
-RESOURCES = typer.Option(None, "--resources", metavar="NAME=N,...",
-                         help="What the machine has, e.g. gpu=2,mem_gb=32: a target's resources are held while it runs.")
 REMOTE = typer.Option(None, "--remote", metavar="URL",
                       help="Remote cache (an fsspec URL); wins over $PIPETOOL_REMOTE and `remote:`.")
-NO_PUSH = typer.Option(False, "--no-push", help="Do not upload what this run builds to the remote.")
-READ_ONLY = typer.Option(False, "--read-only", help="Never write to the remote (e.g. CI jobs from forks).")
+
+
+# The options `run` and `branch` share: declared once, added to each command by
+# `run_options`, and handed to the API as the keywords of `runconfig.run_request`.
+_RUN_OPTIONS: list[tuple[str, Any, Any]] = [  # (parameter, type, typer option)
+    ("jobs", Optional[int], typer.Option(None, "-j", "--jobs", min=1, show_default=False,
+                                          help="Targets run at once (default: the number of cores).")),
+    ("set_", Optional[List[str]], SET),
+    ("dry_run", bool, typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing.")),
+    ("force", bool, typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")),
+    ("keep_going", bool, typer.Option(False, "-k", "--keep-going",
+                                      help="After a failure, go on with what does not depend on it.")),
+    ("no_wait", bool, NO_WAIT),
+    ("as_json", bool, JSON),
+    # Beyond one machine (SPEC §8): where targets run, and the remote cache.
+    ("executor", str, typer.Option("local", "--executor", metavar="local|dask", help="Where targets run.")),
+    ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                              help="Dask scheduler address (default: $PIPETOOL_DASK_SCHEDULER, "
+                                                   "else a local cluster sized by -j).")),
+    ("resources", Optional[List[str]], typer.Option(
+        None, "--resources", metavar="NAME=N,...",
+        help="What the machine has, e.g. gpu=2,mem_gb=32: a target's resources are held while it runs.")),
+    ("remote", Optional[str], REMOTE),
+    ("no_push", bool, typer.Option(False, "--no-push", help="Do not upload what this run builds to the remote.")),
+    ("read_only", bool, typer.Option(False, "--read-only", help="Never write to the remote (e.g. CI jobs from forks).")),
+]
+
+
+def run_options(command: Callable[..., int]) -> Callable[..., int]:
+    """Give a command the options `run` and `branch` share; it receives them as `options`
+    (the API's keywords) and `as_json`."""
+    sig = inspect.signature(command)
+    own = [prm for prm in sig.parameters.values() if prm.name not in ("options", "as_json")]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=tp)
+             for name, tp, opt in _RUN_OPTIONS]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        v = {name: kwargs.pop(name) for name, _, _ in _RUN_OPTIONS}
+        options = {"jobs": v["jobs"], "set": v["set_"] or (), "dry_run": v["dry_run"], "force": v["force"],
+                   "keep_going": v["keep_going"], "wait": not v["no_wait"], "argv": ["pipetool", *sys.argv[1:]],
+                   "executor": v["executor"], "scheduler": v["scheduler"], "resources": v["resources"],
+                   "remote": v["remote"], "push": not v["no_push"], "read_only": v["read_only"]}
+        return command(*args, options=options, as_json=v["as_json"], **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**{k: a for k, a in command.__annotations__.items() if k not in ("options", "as_json")},
+                               **{name: tp for name, tp, _ in _RUN_OPTIONS}}
+    return wrapper
 
 
 @app.command()
-def run(
-    ctx: typer.Context,
-    targets: Optional[List[str]] = TARGETS,
-    jobs: int = JOBS,
-    set_: Optional[List[str]] = SET,
-    dry_run: bool = DRY_RUN,
-    force: bool = FORCE,
-    keep_going: bool = KEEP_GOING,
-    no_wait: bool = NO_WAIT,
-    as_json: bool = JSON,
-    executor: str = EXECUTOR,
-    scheduler: Optional[str] = SCHEDULER,
-    resources: Optional[List[str]] = RESOURCES,
-    remote: Optional[str] = REMOTE,
-    no_push: bool = NO_PUSH,
-    read_only: bool = READ_ONLY,
-) -> int:
+@run_options
+def run(ctx: typer.Context, targets: Optional[List[str]] = TARGETS, *, options: dict[str, Any],
+        as_json: bool) -> int:
     """Build the targets and whatever they need that is stale.
 
     Example: pipetool run train -j 4 -S train.lr=0.1
@@ -103,20 +130,11 @@ def run(
 
     g = _g(ctx)
     rep = TerminalReporter(sys.stderr)
-    result = api_run(targets or (), jobs=jobs, force=force, keep_going=keep_going, dry_run=dry_run,
-                     set=set_ or (), file=g.file, cwd=g.cwd, wait=not no_wait, reporter=rep,
-                     argv=["pipetool"] + sys.argv[1:],
-                     **_beyond(executor, scheduler, resources, remote, no_push, read_only))
+    result = api_run(targets or (), file=g.file, cwd=g.cwd, reporter=rep, **options)
     return _finish_run(result, rep, as_json)
 
 
-def _beyond(executor, scheduler, resources, remote, no_push: bool, read_only: bool) -> dict:
-    """The SPEC §8 options `run` and `branch` share, as the API takes them."""
-    return {"executor": executor, "scheduler": scheduler, "resources": resources, "remote": remote,
-            "push": not no_push, "read_only": read_only}
-
-
-def _finish_run(result, rep, as_json: bool) -> int:
+def _finish_run(result: RunResult, rep: TerminalReporter, as_json: bool) -> int:
     """The closing line of `run` and `branch` (and their --json)."""
     if as_json:
         print(json.dumps(result.to_json(), indent=2, sort_keys=True))
@@ -215,23 +233,14 @@ def show(
 
 
 @app.command()
+@run_options
 def branch(
     ctx: typer.Context,
     from_run: str = typer.Option(..., "--from", metavar="RUN", help="The run to branch from."),
     targets: Optional[List[str]] = TARGETS,
-    jobs: int = JOBS,
-    set_: Optional[List[str]] = SET,
-    dry_run: bool = DRY_RUN,
-    force: bool = FORCE,
-    keep_going: bool = KEEP_GOING,
-    no_wait: bool = NO_WAIT,
-    as_json: bool = JSON,
-    executor: str = EXECUTOR,
-    scheduler: Optional[str] = SCHEDULER,
-    resources: Optional[List[str]] = RESOURCES,
-    remote: Optional[str] = REMOTE,
-    no_push: bool = NO_PUSH,
-    read_only: bool = READ_ONLY,
+    *,
+    options: dict[str, Any],
+    as_json: bool,
 ) -> int:
     """Start a new run from RUN: put its outputs back, take its params with the -S
     overrides applied, and run what is stale against that. The new run's parent is RUN;
@@ -244,10 +253,7 @@ def branch(
 
     g = _g(ctx)
     rep = TerminalReporter(sys.stderr)
-    result = api_branch(from_run, targets or (), set=set_ or (), jobs=jobs, keep_going=keep_going,
-                        dry_run=dry_run, force=force, file=g.file, cwd=g.cwd, wait=not no_wait,
-                        reporter=rep, argv=["pipetool"] + sys.argv[1:],
-                        **_beyond(executor, scheduler, resources, remote, no_push, read_only))
+    result = api_branch(from_run, targets or (), file=g.file, cwd=g.cwd, reporter=rep, **options)
     return _finish_run(result, rep, as_json)
 
 
@@ -335,7 +341,7 @@ def push(
 
     Example: pipetool push --remote s3://bucket/cache
     """
-    from .remote.pushpull import push as api_push, report
+    from .remote.pushpull import push as api_push
     from .render import TerminalReporter
 
     g = _g(ctx)
@@ -343,7 +349,7 @@ def push(
                  reporter=TerminalReporter(sys.stderr))
     if as_json:
         print(json.dumps(r.to_json(), indent=2, sort_keys=True))
-    report(r, "pushed", sys.stderr if as_json else sys.stdout)
+    _print_sync(r, "pushed", as_json)
     return EXIT_OK
 
 
@@ -362,7 +368,7 @@ def pull(
 
     Example: git clone REPO && cd REPO && pipetool pull && pipetool status --check
     """
-    from .remote.pushpull import pull as api_pull, report
+    from .remote.pushpull import pull as api_pull
     from .render import TerminalReporter
 
     g = _g(ctx)
@@ -370,8 +376,18 @@ def pull(
                  reporter=TerminalReporter(sys.stderr))
     if as_json:
         print(json.dumps(r.to_json(), indent=2, sort_keys=True))
-    report(r, "pulled", sys.stderr if as_json else sys.stdout)
+    _print_sync(r, "pulled", as_json)
     return EXIT_FAILED if r.missing else EXIT_OK
+
+
+def _print_sync(result: SyncResult, verb: str, as_json: bool) -> None:
+    """Each target not done on stderr, then the summary (on stderr too under --json)."""
+    from .render import render_sync
+
+    problems, summary = render_sync(result, verb)
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(summary, file=sys.stderr if as_json else sys.stdout)
 
 
 @app.command()
@@ -422,10 +438,7 @@ def dag(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one paragraph on stderr and an exit status."""
-    try:  # newer typer releases vendor click
-        from typer._click import exceptions as click_exc
-    except ImportError:
-        from click import exceptions as click_exc
+    from click import exceptions as click_exc
 
     command = typer.main.get_command(app)
     try:

@@ -7,22 +7,22 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import UsageError
-from .store.records import Record
-from .project import Project, open_project
+from .project import open_project
+from .putback import KEPT_ACTIONS, PutBack, put_back, report_missing
+from .reporting import QuietReporter, Reporter, or_quiet
 from .spec.loader import find_pipeline_file
-from .store import records as store_records
 from .store import runcache
 from .store import runs as store_runs
-from .store.cache import Cache, CacheMiss
+from .store.cache import Cache
 from .store.db import open_db
 
-KEPT_ACTIONS = ("built", "restored", "skipped")
+if TYPE_CHECKING:
+    from .runflow import RunResult
 
 
 @contextmanager
@@ -58,158 +58,42 @@ def show(run: str, *, file: str | None = None, cwd: str | None = None) -> dict[s
         return _manifest(conn, run)
 
 
-# -- putting a run's outputs back ----------------------------------------------------------
-
-@dataclass
-class PutBack:
-    """What putting a run's outputs back did: restored, already there, or missing."""
-
-    run_id: str
-    restored: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    missing: dict[str, str] = field(default_factory=dict)  # target -> why it must rebuild
-
-
-def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]) -> PutBack:
-    """Restore the outputs `manifest`'s run left, from the cache, and record them as the
-    workspace's state; a target whose objects are gone is reported (it will rebuild)."""
-    conn = proj.conn
-    assert conn is not None
-    cache = Cache(proj.root)
-    result = PutBack(manifest["id"])
-    for name, t in manifest["targets"].items():
-        if name not in proj.pipeline.targets or t.get("action") not in KEPT_ACTIONS or not t.get("fingerprint"):
-            continue
-        fp, outs = t["fingerprint"], t.get("outs") or {}
-        in_place = all(proj.hasher.digest(o) == d for o, d in outs.items())
-        current = records.get(name)
-        if in_place and current is not None and current.fingerprint == fp and current.outs == outs:
-            result.unchanged.append(name)  # the workspace already holds exactly this
-            continue
-        entry = runcache.lookup(conn, fp)
-        trace = entry.trace if entry else (current.trace_dict() if current is not None
-                                           and current.fingerprint == fp else None)
-        if in_place:
-            result.unchanged.append(name)
-        elif entry is None or set(entry.outs) != set(outs):
-            result.missing[name] = "its outputs are not in the cache"
-            continue
-        else:
-            try:
-                cache.restore_outs(outs, entry.dirs, entry.execs)
-                for out in outs:
-                    proj.hasher.forget(out)
-            except (CacheMiss, OSError) as exc:
-                result.missing[name] = getattr(exc, "reason", None) or str(exc)
-                runcache.forget(conn, fp)
-                continue
-            result.restored.append(name)
-        trace = dict(trace or {})
-        if entry is not None and entry.execs:
-            trace["execs"] = list(entry.execs)
-        store_records.save_record(conn, name, fp, trace, outs, manifest["id"])
-        records[name] = Record(fp, dict(outs), trace)
-    return result
-
-
-def _report_missing(pb: PutBack, what: str) -> None:
-    for name, why in sorted(pb.missing.items()):
-        print(f"pipetool: {name}: outputs of run {pb.run_id} cannot be put back ({why}); "
-              f"{what}", file=sys.stderr)
-
-
 # -- branch ---------------------------------------------------------------------------------
 
-def branch(
-    from_run: str, targets: Iterable[str] = (), *, set: Iterable[str] | dict | None = None,
-    jobs: int | None = None, keep_going: bool = False, dry_run: bool = False, force: bool = False,
-    file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None,
-    argv: list[str] | None = None, executor: str = "local", scheduler: str | None = None,
-    resources: Iterable[str] | dict | None = None, remote: str | None = None, push: bool = True,
-    read_only: bool = False,
-):
+def branch(from_run: str, targets: Iterable[str] = (), *, file: str | None = None, cwd: str | None = None,
+           reporter: Reporter | None = None, **options: Any) -> RunResult:
     """Start a new run from RUN: its outputs back, its params with `set` applied, then
     run what is stale against that (with the current code); the new run's parent is RUN.
-    The executor and remote options are those of `pipetool.run`."""
-    from .api import _overrides, _Quiet, _verdicts
-    from .prerun import check_callables, check_outs_inside, check_resources
-    from .runconfig import make_config
-    from .runflow import dry_run_result, execute_run, new_run_id, sigterm_interrupts
-    from .store.projectlock import acquire
+    `options` are those of `pipetool.run`."""
+    from .runconfig import run_request
+    from .runflow import start_run
 
-    rep = reporter or _Quiet()
-    config = make_config(executor, scheduler, resources, remote, push, read_only)
+    request = run_request(targets, **options)
     with _store(file, cwd) as conn:
         base = _manifest(conn, from_run)
-    run_id = base["id"]
-    proj = open_project(file, cwd, _overrides(set), base_params=base["params"])
-    try:
-        named, selected = proj.selection(targets)
-        forced = frozenset((named or selected) if force else ())
-        if dry_run:
-            for name, t in base["targets"].items():
-                if t.get("action") in KEPT_ACTIONS:
-                    for out, digest in (t.get("outs") or {}).items():
-                        proj.hasher.assume(out, digest)
-            return dry_run_result(_verdicts(proj, selected, forced, _records_of(proj, base)), rep, run_id)
-        p = proj.pipeline
-        check_callables(p, selected)
-        check_outs_inside(p, selected)
-        check_resources(p, selected, config.capacity)
-        new_id = new_run_id()
-        lock = acquire(p.root, f"branch {new_id} from {run_id} (pid {os.getpid()})", wait, rep.waiting)
-        try:
-            records = proj.records()
-            pb = put_back(proj, base, records)
-            _report_missing(pb, "it will be rebuilt if needed")
-            for name in pb.missing:  # the workspace holds something else: judge it afresh
-                records.pop(name, None)
-            with sigterm_interrupts():
-                return execute_run(proj, selected, forced, new_id, jobs, keep_going,
-                                   rep, argv or sys.argv, run_id, "branch", config, records)
-        finally:
-            lock.release()
-    finally:
-        proj.close()
-
-
-def _records_of(proj: Project, manifest: dict[str, Any]) -> dict[str, Record]:
-    """The records the workspace would hold once `manifest`'s outputs were put back."""
-    records = proj.records()
-    assert proj.conn is not None
-    for name, t in manifest["targets"].items():
-        if t.get("action") in KEPT_ACTIONS and t.get("fingerprint"):
-            entry = runcache.lookup(proj.conn, t["fingerprint"])
-            records[name] = Record(t["fingerprint"], dict(t.get("outs") or {}), entry.trace if entry else None)
-    return records
+    with open_project(file, cwd, request.overrides, base_params=base["params"]) as proj:
+        return start_run(proj, request, or_quiet(reporter), base=base)
 
 
 # -- checkout -------------------------------------------------------------------------------
 
 def checkout(run: str, *, file: str | None = None, cwd: str | None = None, wait: bool = True,
-             reporter: Any = None) -> PutBack:
+             reporter: Reporter | None = None) -> PutBack:
     """Put RUN's outputs and records back, run nothing; RUN becomes the workspace's run."""
-    from .api import _Quiet
     from .runflow import rewrite_lock, set_head
     from .store.projectlock import acquire
 
-    rep = reporter or _Quiet()
-    proj = open_project(file, cwd)
-    try:
+    rep = or_quiet(reporter)
+    with open_project(file, cwd) as proj:
         base = _manifest(proj.conn, run)
         run_id = base["id"]
-        lock = acquire(proj.root, f"checkout of {run_id} (pid {os.getpid()})", wait, rep.waiting)
-        try:
+        with acquire(proj.root, f"checkout of {run_id} (pid {os.getpid()})", wait, rep.waiting):
             records = proj.records()
             pb = put_back(proj, base, records)
-            _report_missing(pb, "`pipetool run` will rebuild it")
+            report_missing(pb, rep, "`pipetool run` will rebuild it")
             set_head(proj, run_id)
             rewrite_lock(proj, records, changed=True)
             return pb
-        finally:
-            lock.release()
-    finally:
-        proj.close()
 
 
 # -- diff -----------------------------------------------------------------------------------
@@ -232,12 +116,12 @@ def _delta(a: Any, b: Any) -> Any:
 
 
 def _workspace_side(file: str | None, cwd: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .runflow import read_metrics
     from .spec.loader import load
+    from .store.metrics import read_metrics
 
     p = load(file, cwd)
     files = [m for t in p.targets.values() for m in t.metrics]
-    return p.params, read_metrics(p.root, files)
+    return p.params, read_metrics(p.root, files, QuietReporter().warning)
 
 
 def diff(left: str, right: str | None = None, *, file: str | None = None,
@@ -279,19 +163,16 @@ def gc(*, keep_last: int = 10, keep: Iterable[str] = (), dry_run: bool = False,
        file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> GcResult:
     """Remove cache objects that neither the last `keep_last` runs, the named runs, nor
     the workspace's own records refer to."""
-    from .api import _Quiet
     from .store.projectlock import acquire
 
     if keep_last < 0:
         raise UsageError("--keep-last must be 0 or more")
-    rep = reporter or _Quiet()
-    proj = open_project(file, cwd)
-    try:
+    rep = or_quiet(reporter)
+    with open_project(file, cwd) as proj:
         conn = proj.conn
         assert conn is not None
         named = [store_runs.resolve(conn, k) for k in keep]
-        lock = acquire(proj.root, f"gc (pid {os.getpid()})", wait, rep.waiting)
-        try:
+        with acquire(proj.root, f"gc (pid {os.getpid()})", wait, rep.waiting):
             all_runs = [s["id"] for s in store_runs.summaries(conn)]
             kept_runs = sorted(set(all_runs[-keep_last:] if keep_last else []) | set(named))
             cache = Cache(proj.root)
@@ -315,7 +196,3 @@ def gc(*, keep_last: int = 10, keep: Iterable[str] = (), dry_run: bool = False,
                     if any(d in doomed for d in entry.outs.values()):
                         runcache.forget(conn, entry.fingerprint)
             return GcResult(kept_runs, len(doomed), sum(doomed.values()), len(objects) - len(doomed), dry_run)
-        finally:
-            lock.release()
-    finally:
-        proj.close()

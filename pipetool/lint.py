@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import PipetoolError
-from .spec.paths import is_glob
-from .spec.paths import inside
+from .spec.params import overrides_from
+from .spec.paths import inside, is_glob
 
 
 @dataclass
@@ -42,34 +43,34 @@ class CheckReport:
 def check(*, file: str | None = None, cwd: str | None = None, set=None) -> CheckReport:
     """Validate the pipeline, its params and its callables; run nothing, write nothing
     but pipetool's own caches."""
-    from .api import _overrides
     from .graph import check_sources
     from .prerun import check_callables
     from .project import open_project
 
     report = CheckReport()
     try:
-        proj = open_project(file, cwd, _overrides(set))
+        proj = open_project(file, cwd, overrides_from(set))
     except PipetoolError as exc:
         report.findings.append(Finding("error", exc.render()))
         return report
-    try:
+    with proj:
         p, g = proj.pipeline, proj.graph
         selected = list(g.order)
+
+        def exists(dep: str) -> bool:
+            return proj.hasher.digest(dep) is not None
+
+        steps: tuple[Callable[[str], None], ...] = (
+            lambda n: check_sources(p, g, [n], exists), lambda n: check_callables(p, [n]))
         for name in selected:  # one finding per target, so every problem is listed
-            for step in (
-                lambda: check_sources(p, g, [name], lambda d: proj.hasher.digest(d) is not None),
-                lambda: check_callables(p, [name]),
-            ):
+            for step in steps:
                 try:
-                    step()
+                    step(name)
                 except PipetoolError as exc:
                     report.findings.append(Finding("error", exc.render()))
         for name in selected:
             report.findings.extend(_undeclared_reads(p, name))
         report.findings.extend(_unconsumed_outs(p, g))
-    finally:
-        proj.close()
     return report
 
 

@@ -7,18 +7,25 @@ what gives early cutoff (an upstream rebuilt to identical bytes leaves its hash 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Final, Literal, Mapping
 
-from .fingerprint.trace import Trace, canonical
+from .fingerprint.trace import CodePart, Trace, canonical
 from .store.records import Record
 
-FRESH, STALE, PENDING = "fresh", "stale", "pending"
+State = Literal["fresh", "stale", "pending"]
+FRESH: Final = "fresh"
+STALE: Final = "stale"
+PENDING: Final = "pending"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    state: str
+    state: State
     reasons: tuple[str, ...] = ()
+
+    @property
+    def fresh(self) -> bool:
+        return self.state == FRESH
 
 
 def _show(v: Any) -> str:
@@ -30,24 +37,23 @@ def _show(v: Any) -> str:
 _ABSENT = object()
 
 
-def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozenset = frozenset()) -> list[str]:
+def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozenset[str] = frozenset()) -> list[str]:
     """Human reasons for each difference between a recorded trace and the current one."""
     if then is None:
         return ["fingerprint changed"]
     reasons: list[str] = []
-    old_code = then.get("code", "")
-    now_own, _, now_checks = now.code.partition("\ncheck ")
-    old_own, _, old_checks = old_code.partition("\ncheck ")
-    if now_checks != old_checks:
+    code = now.code_part
+    old = CodePart.parse(then.get("code") or "")
+    if code.checks != (old.checks if old is not None else ()):
         reasons.append("checks changed")
-    if now_own != old_own:
-        kind = now.code.partition(":")[0]
-        if kind == "cmd" and old_code.startswith("cmd:"):
+    if old is None or (code.kind, code.text) != (old.kind, old.text):
+        if code.kind == "cmd" and old is not None and old.kind == "cmd":
             reasons.append("command changed")
-        elif kind == "python":
-            reasons.append("code changed: " + _code_change(now, old_code, then.get("code_files") or {}))
-        elif kind == "version":
-            reasons.append(f"code_version changed: {old_code.partition(':')[2] or '(none)'} -> {now.code[8:]}")
+        elif code.kind == "python":
+            reasons.append("code changed: " + _code_change(now, code, old, then.get("code_files") or {}))
+        elif code.kind == "version":
+            was = old.text if old is not None and old.kind == "version" else "(none)"
+            reasons.append(f"code_version changed: {was or '(none)'} -> {code.text}")
         else:
             reasons.append("code changed")
     reasons.extend(f"param changed: {k} {a} -> {b}" for k, a, b in param_diffs(then.get("params", {}), now.params))
@@ -71,14 +77,15 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
 MAX_VIA = 4
 
 
-def _code_change(now: Trace, old_code: str, old: Mapping[str, Any]) -> str:
+def _code_change(now: Trace, code: CodePart, old_code: CodePart | None, old: Mapping[str, Any]) -> str:
     """`src.train:train`, or `src.train:train via src.util:scale` when the callable itself
     is unchanged and what changed is something it uses (a helper, a constant, a package)."""
     from .fingerprint.codehash import entry_label
 
-    ref = now.code[7:].rpartition("@")[0]
+    ref = code.ref
     new = now.code_files or {}
-    if not old or not old_code.startswith(f"python:{ref}@") or not set(new) & set(old):
+    same_callable = old_code is not None and old_code.kind == "python" and old_code.ref == ref
+    if not old or not same_callable or not set(new) & set(old):
         return ref  # a new callable, or a record that named files (an older pipetool)
     changed = [k for k in sorted(set(new) | set(old)) if new.get(k, _ABSENT) != old.get(k, _ABSENT)]
     if not changed or ref in changed:

@@ -1,10 +1,11 @@
-"""An opened project: the loaded pipeline, its graph, the store and a hasher over them."""
+"""An opened project: the loaded pipeline, its graph, the store and a hasher over them;
+used as a context manager (`with open_project(...) as proj:`), which closes the store."""
 from __future__ import annotations
 
 import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from .graph import Graph, build_graph, check_sources, resolve_targets, select
 from .fingerprint.hashing import Hasher
@@ -32,7 +33,7 @@ class Project:
     def records(self) -> dict[str, Record]:
         return load_records(self.conn, lambda: read_lock(self.root), self.pipeline.targets)
 
-    def selection(self, names) -> tuple[list[str], list[str]]:
+    def selection(self, names: Iterable[str] | None) -> tuple[list[str], list[str]]:
         """(resolved names, selected targets in topological order); the selection's
         deps that no target produces must exist (hashed here, memoized for later)."""
         resolved = resolve_targets(self.pipeline, self.graph, list(names or ()))
@@ -41,10 +42,17 @@ class Project:
         return resolved, selected
 
     def close(self) -> None:
+        """Write back what was hashed and close the store (what `with` does on exit)."""
         self.stat_cache.flush()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_project(

@@ -4,10 +4,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .graph import Graph
 from .spec.model import Pipeline
+
+if TYPE_CHECKING:
+    from .execute.scheduler import TargetResult
+    from .plan import Verdict
+    from .remote.pushpull import SyncResult
 
 FORMATS = ("ascii", "mermaid", "dot")
 
@@ -38,50 +43,58 @@ def render_dag(p: Pipeline, g: Graph, fmt: str) -> str:
 class TerminalReporter:
     """Progress lines on stderr; plain text so logs and CI read it as well as a terminal."""
 
-    def __init__(self, stream: TextIO | None = None, root: str = ""):
+    def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
-        self.root = root
         enc = (getattr(self.stream, "encoding", "") or "").lower()
         self.fancy = "utf" in enc
-        self.counts = {"built": 0, "failed": 0}
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    _say = say
 
     def _sym(self, fancy: str, plain: str) -> str:
         return fancy if self.fancy else plain
 
     def waiting(self, message: str) -> None:
-        self._say(message)
+        self.say(message)
 
     def started(self, name: str, reasons: tuple[str, ...]) -> None:
         why = f"  ({'; '.join(reasons)})" if reasons else ""
-        self._say(f"{self._sym('▶', '>')} {name}{why}")
+        self.say(f"{self._sym('▶', '>')} {name}{why}")
 
-    def finished(self, name: str, result) -> None:
-        self.counts["built"] += 1
-        self._say(f"{self._sym('✔', 'ok')} {name}  {result.duration_s:.2f}s")
+    def finished(self, name: str, result: TargetResult) -> None:
+        self.say(f"{self._sym('✔', 'ok')} {name}  {result.duration_s:.2f}s")
 
     def restored(self, name: str, reason: str) -> None:
-        self.counts["restored"] = self.counts.get("restored", 0) + 1
-        self._say(f"{self._sym('↺', '<')} {name}  ({reason})")
+        self.say(f"{self._sym('↺', '<')} {name}  ({reason})")
 
     def failed(self, name: str, message: str, log_tail: str, log_path: str) -> None:
-        self.counts["failed"] += 1
-        self._say(f"{self._sym('✘', 'FAILED')} {name} failed: {message}")
+        self.say(f"{self._sym('✘', 'FAILED')} {name} failed: {message}")
         for line in log_tail.splitlines():
-            self._say(f"    | {line}")
+            self.say(f"    | {line}")
         shown = os.path.relpath(log_path) if log_path else ""
         if shown:
-            self._say(f"    full output: {shown}")
+            self.say(f"    full output: {shown}")
 
-    def dry_run(self, name: str, verdict) -> None:
-        self._say(f"would run {name}  ({'; '.join(verdict.reasons)})")
+    def dry_run(self, name: str, verdict: Verdict) -> None:
+        self.say(f"would run {name}  ({'; '.join(verdict.reasons)})")
+
+    def warning(self, message: str) -> None:
+        self.say(f"pipetool: warning: {message}")
 
 
-def human_bytes(n: int) -> str:
+def render_sync(result: SyncResult, verb: str) -> tuple[list[str], str]:
+    """`push`/`pull` for the terminal: a line per target not done and why, and a summary."""
+    problems = [f"pipetool: {name}: not {verb}: {why}" for name, why in sorted(result.missing.items())]
+    s = result.stats
+    moved = (f"{s.objects_up} object(s) uploaded ({human_bytes(s.bytes_up)})" if verb == "pushed"
+             else f"{s.objects_down} object(s) downloaded ({human_bytes(s.bytes_down)})")
+    extra = f", {len(result.present)} already in place" if verb == "pulled" else ""
+    return problems, (f"{verb} {len(result.done)} target(s){extra}: {moved}, {s.objects_present} already "
+                      f"there; {len(result.missing)} not {verb} ({result.remote})")
+
+
+def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -1,14 +1,17 @@
-"""Where a run executes and how it shares results (SPEC §8): the executor, the resource
-slots, the remote and the upload policy — the options of `run` and `branch`, checked once
-here so that the API and the CLI refuse the same things with the same words."""
+"""What a run is asked to do (`RunRequest`) and where it executes and shares results
+(`RunConfig`, SPEC §8): the options of `run` and `branch`, made and checked once here so
+that the API and the CLI take the same options and refuse the same things with the same
+words. Plain values only: nothing here contacts a cluster or a remote."""
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from .errors import UsageError
+from .spec.params import overrides_from
 
 EXECUTORS = ("local", "dask")
 SCHEDULER_ENV = "PIPETOOL_DASK_SCHEDULER"
@@ -27,17 +30,40 @@ class RunConfig:
     def capacity(self) -> dict[str, float]:
         return dict(self.resources)
 
-    def resolve_jobs(self, jobs: int | None, root: str) -> int:
-        """-j, or when none is given this machine's cores (a LocalCluster gets that many
-        workers). An external Dask cluster is checked here, before the run is recorded:
-        reachable, with workers, each seeing `root`; -j defaults to its worker threads."""
-        if self.executor == "dask":
-            from .execute.dask import preflight
 
-            threads = preflight(self.scheduler, root)
-            if threads:
-                return jobs or threads
-        return jobs or os.cpu_count() or 1
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run is asked to do: the targets and the options `run` and `branch` share."""
+
+    targets: tuple[str, ...] = ()  # names or out paths; none: all
+    jobs: int | None = None  # None: the machine's cores (or the Dask cluster's threads)
+    force: bool = False  # rebuild the named (or all selected) targets even when fresh
+    keep_going: bool = False  # after a failure, go on with what does not depend on it
+    dry_run: bool = False  # say what would run and why; run nothing
+    overrides: dict[str, Any] = field(default_factory=dict)  # -S KEY=VALUE, parsed
+    wait: bool = True  # wait for another pipetool holding the project (False: exit 3)
+    argv: tuple[str, ...] = ()  # the command line the manifest records
+    config: RunConfig = field(default_factory=RunConfig)
+
+
+def run_request(
+    targets: Iterable[str] = (), *, jobs: int | None = None, force: bool = False, keep_going: bool = False,
+    dry_run: bool = False, set: Iterable[str] | Mapping[str, Any] | None = None, wait: bool = True,
+    argv: Iterable[str] | None = None, executor: str = "local", scheduler: str | None = None,
+    resources: Iterable[str] | Mapping[str, float] | None = None, remote: str | None = None,
+    push: bool = True, read_only: bool = False,
+) -> RunRequest:
+    """A checked `RunRequest` from the options as the API and the CLI spell them: `set`
+    ("k=v" strings or a mapping) the -S overrides, `executor="dask"` with `scheduler` (its
+    address; none: a local cluster sized by `jobs`), `resources` ("gpu=2" strings or a
+    mapping) what the machine has, `remote` an fsspec URL over the pipeline's remote,
+    `push=False` or `read_only=True` to keep the run from uploading."""
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"-j must be 1 or more, not {jobs}")
+    return RunRequest(
+        tuple(targets or ()), jobs, force, keep_going, dry_run, overrides_from(set), wait,
+        tuple(argv) if argv is not None else tuple(sys.argv),
+        make_config(executor, scheduler, resources, remote, push, read_only))
 
 
 def parse_resources(values: Iterable[str] | Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:

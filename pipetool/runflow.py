@@ -1,30 +1,37 @@
-"""One run's lifecycle under the project lock: the run row and manifest, the scheduler,
-the content-addressed cache and run cache around it, metrics, the lock file."""
+"""The one run path: `start_run` is what `run` and `branch` do once the project is open.
+
+Checks before anything runs, the project lock, putting a base run's outputs back (branch),
+then one run's lifecycle under the lock: the run row and manifest, the remote around the
+scheduler, metrics, the workspace's head run and the lock file.
+"""
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
-from .execute.scheduler import (BUILT, FAILED, RESTORED, SKIPPED, RunOptions, TargetResult,
+from .execute.placement import resolve_jobs
+from .execute.scheduler import (BUILT, FAILED, RESTORED, SKIPPED, WOULD_RUN, RunOptions, TargetResult,
                                 run_targets)
-from .fingerprint.trace import Trace
-from .store.records import Record
-from .prerun import callable_kwargs
-from .project import Project, ensure_dir
-from .runconfig import RunConfig
-from .spec.model import Target
-from .store import records as store_records
-from .store import runcache
+from .judge import judge_selection
+from .plan import Verdict
+from .project import Project
+from .reporting import Reporter
+from .runconfig import RunConfig, RunRequest
+from .runhooks import RunWorkspace
 from .store import runs as store_runs
-from .store.cache import Cache, CacheMiss, executables
 from .store.db import get_meta, set_meta
+from .store.metrics import read_metrics
+from .store.records import Record
+
+RunStatus = Literal["succeeded", "failed", "interrupted", "dry-run"]
+RunKind = Literal["run", "branch"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -34,7 +41,7 @@ class Terminated(KeyboardInterrupt):
 @dataclass
 class RunResult:
     run_id: str | None
-    status: str  # succeeded | failed | interrupted | dry-run
+    status: RunStatus
     targets: dict[str, TargetResult] = field(default_factory=dict)
     signal: int = 0  # the signal that interrupted the run, if any
     parent: str | None = None
@@ -48,6 +55,42 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "parent": self.parent, "status": self.status,
                 "targets": {n: asdict(r) for n, r in self.targets.items()}}
+
+
+def start_run(proj: Project, request: RunRequest, reporter: Reporter,
+              base: dict[str, Any] | None = None) -> RunResult:
+    """Run what is stale among the requested targets and record it as a new run.
+
+    `base`: the manifest of the run to branch from (its outputs are put back first and it
+    becomes the parent; `proj` was opened with its params). Otherwise the parent is the run
+    whose outputs the workspace holds."""
+    from .prerun import check_callables, check_outs_inside, check_resources
+    from .putback import put_back, records_after, report_missing
+    from .store.projectlock import acquire
+
+    p = proj.pipeline
+    named, selected = proj.selection(request.targets)
+    forced = frozenset((named or selected) if request.force else ())
+    parent = base["id"] if base is not None else head(proj)
+    if request.dry_run:
+        records = records_after(proj, base) if base is not None else proj.records()
+        verdicts = judge_selection(p, proj.graph, proj.hasher, selected, records, forced)
+        return dry_run_result(verdicts, reporter, parent if base is not None else None)
+    check_callables(p, selected)
+    check_outs_inside(p, selected)
+    check_resources(p, selected, request.config.capacity)
+    run_id = new_run_id()
+    holder = f"run {run_id}" if base is None else f"branch {run_id} from {parent}"
+    with acquire(p.root, f"{holder} (pid {os.getpid()})", request.wait, reporter.waiting):
+        records = proj.records()  # read under the lock: another run may just have finished
+        if base is not None:
+            pb = put_back(proj, base, records)
+            report_missing(pb, reporter, "it will be rebuilt if needed")
+            for name in pb.missing:  # the workspace holds something else: judge it afresh
+                records.pop(name, None)
+        with sigterm_interrupts():
+            return execute_run(proj, selected, forced, run_id, request, reporter, parent,
+                               "run" if base is None else "branch", records)
 
 
 def new_run_id() -> str:
@@ -68,7 +111,7 @@ def now_iso() -> str:
 
 
 @contextmanager
-def sigterm_interrupts():
+def sigterm_interrupts() -> Iterator[None]:
     """Turn SIGTERM into an interrupt, so running commands are stopped and records kept."""
     import signal
     import threading
@@ -77,7 +120,7 @@ def sigterm_interrupts():
         yield
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: object) -> None:
         raise Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)
@@ -104,174 +147,43 @@ def param_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k}: {a} -> {b}" for k, a, b in param_diffs(old, new)]
 
 
-def dry_run_result(verdicts: dict, rep, parent: str | None = None) -> RunResult:
+def dry_run_result(verdicts: dict[str, Verdict], reporter: Reporter, parent: str | None = None) -> RunResult:
     """What `run -n` and `branch -n` answer: each target that would run, and why."""
-    from .plan import FRESH
-
     for n, v in verdicts.items():
-        if v.state != FRESH:
-            rep.dry_run(n, v)
+        if not v.fresh:
+            reporter.dry_run(n, v)
     return RunResult(None, "dry-run", {
-        n: TargetResult("would-run" if v.state != FRESH else "skipped", "; ".join(v.reasons))
+        n: TargetResult(SKIPPED if v.fresh else WOULD_RUN, "; ".join(v.reasons))
         for n, v in verdicts.items()}, parent=parent)
 
 
-class _Hooks:
-    """What happens around each target: the record, the cache, the run cache, the journal."""
-
-    def __init__(self, proj: Project, run_id: str, records: dict[str, Record], jobs: int,
-                 log_dir: str, params_file: str, config: RunConfig):
-        self.proj, self.run_id, self.records, self.jobs = proj, run_id, records, jobs
-        self.config = config
-        self.remote = None  # a RemoteSession when a remote is configured
-        self.log_dir, self.params_file = log_dir, params_file
-        self.cache = Cache(proj.root)
-        self.conn = proj.conn
-        self.changed = False  # did any record change (the lock must be rewritten)
-        self.journaled: set[str] = set()  # targets with their row in the run's journal
-
-    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None:
-        assert self.conn is not None
-        if result.action in (BUILT, RESTORED):
-            stored = trace.to_dict()
-            dirs = [o for o in outs if os.path.isdir(os.path.join(self.proj.root, o.rstrip("/")))]
-            execs = executables(self.proj.root, outs, dirs)
-            if execs:  # the lock carries them, so a pull restores the mode without asking the remote
-                stored["execs"] = execs
-            store_records.save_record(self.conn, name, trace.fingerprint, stored, outs, self.run_id)
-            self.records[name] = Record(trace.fingerprint, outs, stored)
-            self.changed = True
-            if result.action == BUILT:
-                self._cache_outs(self.proj.pipeline.targets[name], trace, outs, dirs, execs)
-        store_runs.record_targets(self.conn, self.run_id, [
-            (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs,
-             result.checks)])
-        self.journaled.add(name)
-
-    def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None], dirs: list[str],
-                    execs: list[str]) -> None:
-        """Store a built target's outs, then its run-cache entry (never the other way).
-
-        Done here, between jobs: a thread of its own was measured slower on 2 cores (it
-        competes with the scheduler for the interpreter and with the commands for CPU)."""
-        if not t.cache:
-            return
-        listings = {}
-        try:
-            for out, digest in outs.items():
-                assert digest is not None
-                if out in dirs:
-                    listings[out] = self.proj.hasher.dir_listing(out)
-                self.cache.store_out(out, digest, listings.get(out))
-        except (CacheMiss, OSError) as exc:
-            print(f"pipetool: warning: {t.name}: outputs not cached: {exc}", file=sys.stderr)
-            return
-        build = runcache.CachedBuild(
-            trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(listings), trace.to_dict(),
-            self.run_id, tuple(execs))
-        runcache.save(self.conn, build)
-        if self.remote is not None:
-            self.remote.built_one(build)
-
-    def restore(self, t: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
-        """The outs of an earlier build with this very fingerprint, put back; else why not."""
-        if not t.cache or self.conn is None:
-            return None, ""
-        entry = runcache.lookup(self.conn, trace.fingerprint)
-        if entry is None and self.remote is not None:
-            outs, why = self.remote.restore(t.outs, trace.fingerprint)
-            return outs, (f"{why}: rebuilding" if outs is None and why else why)
-        if entry is None or set(entry.outs) != set(t.outs):
-            return None, ""
-        try:
-            self.cache.restore_outs(entry.outs, entry.dirs, entry.execs)
-        except CacheMiss as exc:
-            runcache.forget(self.conn, trace.fingerprint)
-            return None, f"cached outputs unusable ({exc.reason}): rebuilding"
-        except OSError as exc:
-            return None, f"cached outputs could not be restored ({exc.strerror}): rebuilding"
-        origin = f"run {entry.run_id}" if entry.run_id else "an earlier run"
-        return dict(entry.outs), f"restored from the cache: built by {origin}"
-
-    def make_executor(self):
-        from .execute.local import LocalExecutor
-
-        # Made when the first target runs: a no-op run leaves no folders behind.
-        ensure_dir(self.log_dir)
-        ensure_dir(os.path.dirname(self.params_file))
-        with open(self.params_file, "w", encoding="utf-8") as f:
-            json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
-        if self.config.executor == "dask":
-            from .execute.dask import DaskExecutor
-
-            needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
-            return DaskExecutor(self.proj.root, self.jobs, self.config.scheduler, needs)
-        return LocalExecutor(self.jobs)
-
-    def job_kwargs(self, t: Target):
-        return callable_kwargs(self.proj.pipeline, t)
-
-
-def read_metrics(root: str, paths) -> dict[str, Any]:
-    """Parse metrics files (JSON, YAML or TOML); an unreadable one is skipped with a note."""
-    from .spec.params import read_params_file
-
-    out: dict[str, Any] = {}
-    for rel in paths:
-        path = os.path.join(root, rel)
-        if not os.path.isfile(path):
-            continue
-        try:
-            out[rel] = _finite(read_params_file(path, rel, None, kind="metrics file"))
-        except PipelineError as exc:
-            print(f"pipetool: warning: {exc.render()} (not recorded)", file=sys.stderr)
-    return out
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities are not JSON: they are kept as the strings "NaN", "Infinity",
-    "-Infinity", so `runs --json` stays strict JSON after a diverged training run."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: str, jobs: int | None,
-                keep_going: bool, rep, argv: list[str], parent: str | None, kind: str,
-                config: RunConfig | None = None, records: dict[str, Record] | None = None) -> RunResult:
-    """Run `selected` under the project lock and record it as run `run_id` (`jobs` None:
-    as many as the machine has cores)."""
-    config = config or RunConfig()
-    jobs = config.resolve_jobs(jobs, proj.root)
+def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_id: str, request: RunRequest,
+                reporter: Reporter, parent: str | None, kind: RunKind, records: dict[str, Record]) -> RunResult:
+    """Run `selected` under the project lock and record it as run `run_id`."""
+    config = request.config
+    jobs = resolve_jobs(config, request.jobs, proj.root)
     p = proj.pipeline
     conn = proj.conn
     if conn is None:
         raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
-    if records is None:
-        records = proj.records()  # read under the lock: another run may just have finished
-    remote = _open_remote(proj, config)  # a missing backend stops us before anything is written
+    remote = _open_remote(proj, config, reporter)  # a missing backend stops us before anything is written
     parent_params = store_runs.run_params(conn, parent) if parent else {}
-    store_runs.start(conn, run_id, parent, argv, now_iso(), p.params, p.overrides,
+    store_runs.start(conn, run_id, parent, list(request.argv), now_iso(), p.params, p.overrides,
                      param_changes(parent_params, p.params) if parent else [], kind)
     store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
     sdir = os.path.join(p.root, ".pipetool")
-    hooks = _Hooks(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
-                   os.path.join(sdir, "runs", run_id, "params.json"), config)
-    opts = RunOptions(jobs=jobs, keep_going=keep_going, forced=forced, run_id=run_id,
-                      log_dir=hooks.log_dir, params_file=hooks.params_file, resources=config.capacity)
+    ws = RunWorkspace(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
+                      os.path.join(sdir, "runs", run_id, "params.json"), config, reporter)
+    opts = RunOptions(jobs=jobs, keep_going=request.keep_going, forced=forced, run_id=run_id,
+                      log_dir=ws.log_dir, params_file=ws.params_file, resources=config.capacity)
     results: dict[str, TargetResult] = {}
-    status, signum = "succeeded", 0
+    status: RunStatus = "succeeded"
+    signum = 0
     try:
         if remote is not None:
-            hooks.remote = remote
+            ws.remote = remote
             remote.prefetch(selected, records, forced)
-        run_targets(p, proj.graph, selected, proj.hasher, records, hooks, rep, opts, results)
+        run_targets(p, proj.graph, selected, ws, reporter, opts, results)
         if any(r.action == FAILED for r in results.values()):
             status = "failed"
         if remote is not None:
@@ -286,11 +198,11 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset, run_id: s
     finally:
         if remote is not None:
             remote.close()
-        _finish(proj, run_id, status, results, records, hooks.changed, hooks.journaled)
+        _finish(proj, run_id, status, results, records, ws, reporter)
     return RunResult(run_id, status, results, signum, parent)
 
 
-def _open_remote(proj: Project, config: RunConfig):
+def _open_remote(proj: Project, config: RunConfig, reporter: Reporter):
     """The run's remote session, or None when no remote is configured."""
     from .remote.backend import remote_url
 
@@ -300,11 +212,11 @@ def _open_remote(proj: Project, config: RunConfig):
     from .remote.backend import open_remote
     from .remote.readthrough import RemoteSession
 
-    return RemoteSession(proj, open_remote(url), push=config.push)  # False under --read-only
+    return RemoteSession(proj, open_remote(url), config.push, reporter)  # push False under --read-only
 
 
-def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetResult],
-            records: dict[str, Record], changed: bool, journaled: set[str]) -> None:
+def _finish(proj: Project, run_id: str, status: RunStatus, results: dict[str, TargetResult],
+            records: dict[str, Record], ws: RunWorkspace, reporter: Reporter) -> None:
     """Journal what the scheduler did not (skipped, not-run), metrics, the manifest file,
     the workspace's head run and the lock file."""
     p, conn = proj.pipeline, proj.conn
@@ -313,13 +225,13 @@ def _finish(proj: Project, run_id: str, status: str, results: dict[str, TargetRe
         (n, r.action, r.fingerprint or (records[n].fingerprint if n in records else None), r.reason,
          round(r.duration_s, 3), r.outs or (records[n].outs if n in records and r.action == SKIPPED else {}),
          r.checks)
-        for n, r in results.items() if n not in journaled])
+        for n, r in results.items() if n not in ws.journaled])
     metric_files = [m for n, r in results.items() if r.action in (BUILT, RESTORED, SKIPPED)
                     for m in p.targets[n].metrics]
-    store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files))
+    store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files, reporter.warning))
     store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
     set_head(proj, run_id)
-    rewrite_lock(proj, records, changed)
+    rewrite_lock(proj, records, ws.changed)
 
 
 def rewrite_lock(proj: Project, records: dict[str, Record], changed: bool) -> None:

@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable
 
-from .jobs import Outcome
+from .jobs import JobKey, Outcome
 
 CHUNK = 65536
 
 
 @dataclass(frozen=True)
 class Spawn:
-    target: str
+    key: JobKey
     argv: list[str]
     cwd: str
     env: dict[bytes, bytes]
@@ -35,7 +35,7 @@ class Spawn:
 
 @dataclass
 class _Child:
-    target: str
+    key: JobKey
     proc: subprocess.Popen
     started: float
     log_path: str
@@ -49,7 +49,7 @@ class CommandRunner:
         self._done = done
         self._to_spawn: list[Spawn] = []
         self._exited: list[_Child] = []  # reaped by a fallback waiter thread
-        self.procs: dict[str, subprocess.Popen] = {}  # running children by target
+        self.procs: dict[JobKey, subprocess.Popen] = {}  # running children by job
         self._stopping = False
         self._closed = False
         self._lock = threading.Lock()
@@ -121,15 +121,15 @@ class CommandRunner:
                 start_new_session=True,  # our own process group: we stop it on interrupt
             )
         except OSError as exc:
-            self._done(Outcome(sp.target, False, f"could not start: {exc.strerror or exc}", 0.0))
+            self._done(Outcome(sp.key, False, f"could not start: {exc.strerror or exc}", 0.0))
             return
         with self._lock:
-            self.procs[sp.target] = proc
+            self.procs[sp.key] = proc
             if self._stopping:  # an interrupt came while this one was being started
                 signal_group(proc.pid, 15)
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
-        self._sel.register(proc.stdout, selectors.EVENT_READ, ("out", _Child(sp.target, proc, started, sp.log_path)))
+        self._sel.register(proc.stdout, selectors.EVENT_READ, ("out", _Child(sp.key, proc, started, sp.log_path)))
 
     def _read(self, pipe, child: _Child) -> None:
         try:
@@ -163,9 +163,9 @@ class CommandRunner:
         if child.log is not None:
             child.log.close()
         with self._lock:
-            self.procs.pop(child.target, None)
+            self.procs.pop(child.key, None)
         msg = "" if rc == 0 else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")
-        self._done(Outcome(child.target, rc == 0, msg, time.perf_counter() - child.started))
+        self._done(Outcome(child.key, rc == 0, msg, time.perf_counter() - child.started))
 
 
 def signal_group(pid: int, sig: int) -> None:

@@ -20,8 +20,7 @@ from typing import Any, Mapping
 
 from ..errors import PipetoolError, UsageError
 from .daskworker import probe, run_job, stop_run
-from .jobs import Job, Outcome
-from .scheduler import CHECK_SEP
+from .jobs import Job, JobKey, Outcome
 
 TERM_GRACE_S = 3.0
 CONNECT_TIMEOUT_S = 10
@@ -162,33 +161,33 @@ class DaskExecutor:
         self._needs = needs
         self._token = secrets.token_hex(8)  # this run's children on the workers
         self._done: queue.Queue[Outcome] = queue.Queue()
-        self._futures: dict[str, Any] = {}
+        self._futures: dict[JobKey, Any] = {}
         self._lock = threading.Lock()
 
     def submit(self, job: Job) -> None:
         # A check asks for what its target holds: it runs on what the target ran on.
-        need = self._needs.get(job.target.partition(CHECK_SEP)[0], ())
+        need = self._needs.get(job.key.target, ())
         resources = {name: amount for name, amount in need if name in self._most}
         for name, amount in resources.items():
             if amount > self._most[name]:
-                self._done.put(Outcome(job.target, False, f"needs {name}={amount:g}, more than any "
+                self._done.put(Outcome(job.key, False, f"needs {name}={amount:g}, more than any "
                                                           f"Dask worker has ({name}={self._most[name]:g})"))
                 return
-        key = f"pipetool-{job.target.replace(CHECK_SEP, '-check-')}-{self._token}"
+        key = f"pipetool-{job.key}-{self._token}"
         fut = self.client.submit(run_job, job, self._token, key=key, pure=False,
                                  resources=resources or None)
         with self._lock:
-            self._futures[job.target] = fut
-        fut.add_done_callback(lambda f, target=job.target: self._collect(target, f))
+            self._futures[job.key] = fut
+        fut.add_done_callback(lambda f, key=job.key: self._collect(key, f))
 
-    def _collect(self, target: str, fut) -> None:
+    def _collect(self, key: JobKey, fut) -> None:
         """Runs on Dask's callback thread: the outcome into the queue wait_next reads."""
         with self._lock:
-            self._futures.pop(target, None)
+            self._futures.pop(key, None)
         try:
             outcome = fut.result()
         except BaseException as exc:  # cancelled, or the task died with its worker
-            outcome = Outcome(target, False, f"the Dask task failed: {type(exc).__name__}: {exc}")
+            outcome = Outcome(key, False, f"the Dask task failed: {type(exc).__name__}: {exc}")
         self._done.put(outcome)
 
     def wait_next(self) -> Outcome:

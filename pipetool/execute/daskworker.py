@@ -55,11 +55,11 @@ def run_job(job: Job, token: str) -> Outcome:
         payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
     with _lock:
         if token in _stopped:
-            return Outcome(job.target, False, "interrupted", 0.0)
+            return Outcome(job.key, False, "interrupted", 0.0)
     try:
         log = open(job.log_path, "ab")
     except OSError as exc:
-        return Outcome(job.target, False, f"cannot write its log {job.log_path}: {exc.strerror}", 0.0)
+        return Outcome(job.key, False, f"cannot write its log {job.log_path}: {exc.strerror}", 0.0)
     with log:
         try:
             proc = subprocess.Popen(
@@ -67,7 +67,7 @@ def run_job(job: Job, token: str) -> Outcome:
                 stdout=log if payload is None else subprocess.PIPE,
                 start_new_session=True)  # its own group: stop_run signals the whole of it
         except OSError as exc:
-            return Outcome(job.target, False, f"could not start: {exc.strerror or exc}", 0.0)
+            return Outcome(job.key, False, f"could not start: {exc.strerror or exc}", 0.0)
         with _lock:
             _children.setdefault(token, {})[proc.pid] = proc
             if token in _stopped:  # stopped while this one was being started
@@ -88,10 +88,10 @@ def run_job(job: Job, token: str) -> Outcome:
         try:
             return pickle.loads(out)
         except Exception as exc:  # noqa: BLE001 - the child wrote something else: say so
-            return Outcome(job.target, False, f"no result from the Python child: {exc}",
+            return Outcome(job.key, False, f"no result from the Python child: {exc}",
                            time.perf_counter() - start)
     msg = "" if rc == 0 else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")
-    return Outcome(job.target, rc == 0, msg, time.perf_counter() - start)
+    return Outcome(job.key, rc == 0, msg, time.perf_counter() - start)
 
 
 def _remove(path: str) -> None:

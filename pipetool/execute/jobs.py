@@ -6,8 +6,24 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class Job:
+class JobKey:
+    """What a job runs: a target's own command, or its `check`-th check (0-based)."""
+
     target: str
+    check: int | None = None
+
+    @property
+    def log_name(self) -> str:
+        """TARGET.log, or TARGET.check-N.log for the target's Nth check."""
+        return f"{self.target}.log" if self.check is None else f"{self.target}.check-{self.check}.log"
+
+    def __str__(self) -> str:
+        return self.target if self.check is None else f"{self.target}-check-{self.check}"
+
+
+@dataclass(frozen=True)
+class Job:
+    key: JobKey
     cwd: str  # project root
     env: dict[str, str]  # variables added to the environment (PIPETOOL_*)
     log_path: str  # stdout and stderr, together, in the order written
@@ -19,7 +35,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    target: str
+    key: JobKey
     ok: bool
     message: str = ""  # why it failed, in one line
     duration_s: float = 0.0

@@ -25,7 +25,6 @@ class LocalExecutor:
         self.jobs = max(1, jobs)
         self._done: queue.Queue[Outcome] = queue.Queue()
         self._pool = None  # loky executor, started on the first Python target
-        self._pending_futures: dict[str, object] = {}
         # Resolved once: a bare "bash" costs a PATH search on every spawn.
         self._bash = shutil.which("bash") or "/bin/bash"
         self._env: dict[bytes, bytes] | None = None
@@ -49,7 +48,7 @@ class LocalExecutor:
         env.update((os.fsencode(k), os.fsencode(v)) for k, v in job.env.items())
         if self._runner is None:
             self._runner = CommandRunner(self._done.put)
-        self._runner.submit(Spawn(job.target, [self._bash, "-c", job.cmd or ""], job.cwd, env,
+        self._runner.submit(Spawn(job.key, [self._bash, "-c", job.cmd or ""], job.cwd, env,
                                   self._devnull(), job.log_path))
 
     def _devnull(self) -> int:
@@ -65,14 +64,12 @@ class LocalExecutor:
             self._pool = get_reusable_executor(max_workers=self.jobs, timeout=60)
         start = time.perf_counter()
         fut = self._pool.submit(run_python_job, job)
-        self._pending_futures[job.target] = fut
 
         def done(f) -> None:
-            self._pending_futures.pop(job.target, None)
             try:
                 outcome = f.result()
             except BaseException as exc:  # the worker died (crash, kill, unpicklable result)
-                outcome = Outcome(job.target, False, f"worker failed: {type(exc).__name__}: {exc}",
+                outcome = Outcome(job.key, False, f"worker failed: {type(exc).__name__}: {exc}",
                                   time.perf_counter() - start)
             self._done.put(outcome)
 

@@ -68,7 +68,7 @@ def run_python_job(job: Job) -> Outcome:
     keep_out, keep_err = os.dup(1), os.dup(2)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    logger = logging.getLogger(f"pipetool.{job.target}")
+    logger = logging.getLogger(f"pipetool.{job.key.target}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.handlers[:] = [handler]
@@ -81,7 +81,7 @@ def run_python_job(job: Job) -> Outcome:
             sys.path.insert(0, job.cwd)
         _purge_project_modules(job.cwd)
         func = _resolve(job.python or "")
-        ctx = Context(job.env.get("PIPETOOL_RUN_ID", ""), job.target, logger)
+        ctx = Context(job.env.get("PIPETOOL_RUN_ID", ""), job.key.target, logger)
         kwargs = call_kwargs(func, job, ctx)
         kwargs = {k: ([Path(p) for p in v] if k in ("deps", "outs") else v) for k, v in kwargs.items()}
         func(**kwargs)
@@ -99,4 +99,4 @@ def run_python_job(job: Job) -> Outcome:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-    return Outcome(job.target, ok, message, time.perf_counter() - start)
+    return Outcome(job.key, ok, message, time.perf_counter() - start)

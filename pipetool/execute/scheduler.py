@@ -1,32 +1,42 @@
 """The run loop: decide each target once its upstream is done, run the stale ones, record.
 
 A ready queue fed by completed jobs: a target starts as soon as its own upstream targets
-are done. Staleness is decided by the pure `plan.decide`; the executor is behind the
-small `Executor` interface; a target is recorded only after it succeeded and its outs exist.
+are done. Staleness is decided by `judge` (the pure `plan.decide` over the workspace now),
+the workspace and the store sit behind `RunHooks`, the executor behind `Executor`; a
+target is recorded only after it succeeded and its outs exist.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Mapping, Protocol
 
-from ..fingerprint.trace import Trace, observe, observe_outs
 from ..graph import Graph
-from ..fingerprint.hashing import Hasher
-from ..plan import FRESH, decide
-from ..store.records import Record
+from ..judge import Judgement
 from ..spec.model import Pipeline, Target
-from .jobs import Executor, Job, Outcome
+from .jobs import Executor, Job, JobKey, Outcome
 from .slots import Slots
 
-BUILT, RESTORED, SKIPPED, FAILED, NOT_RUN = "built", "restored", "skipped", "failed", "not-run"
+if TYPE_CHECKING:
+    from ..fingerprint.trace import Trace
+    from ..reporting import Reporter
+
+# What a run did with a target (the manifest's `action`), and the two transient states:
+# "running" while its job is out, "would-run" in a dry run's result.
+Action = Literal["built", "restored", "skipped", "failed", "not-run", "running", "would-run"]
+BUILT: Final = "built"
+RESTORED: Final = "restored"
+SKIPPED: Final = "skipped"
+FAILED: Final = "failed"
+NOT_RUN: Final = "not-run"
+RUNNING: Final = "running"
+WOULD_RUN: Final = "would-run"
 
 
 @dataclass
 class TargetResult:
-    action: str
+    action: Action
     reason: str = ""
     duration_s: float = 0.0
     fingerprint: str = ""
@@ -34,44 +44,35 @@ class TargetResult:
     checks: list[dict] = field(default_factory=list)  # {"name", "ok", "message"} per check
 
 
-CHECK_SEP = "\0check"  # a check job's key: TARGET + CHECK_SEP + index
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
     jobs: int
     keep_going: bool = False
-    forced: frozenset = frozenset()
+    forced: frozenset[str] = frozenset()
     run_id: str = ""
     log_dir: str = ""
     params_file: str = ""
-    resources: dict[str, float] = field(default_factory=dict)  # --resources: slots held per target
-
-
-class Reporter(Protocol):
-    """What the scheduler tells the user; see render.py for the terminal one."""
-
-    def started(self, name: str, reasons: tuple[str, ...]) -> None: ...
-    def finished(self, name: str, result: TargetResult) -> None: ...
-    def restored(self, name: str, reason: str) -> None: ...
-    def failed(self, name: str, message: str, log_tail: str, log_path: str) -> None: ...
+    resources: Mapping[str, float] = field(default_factory=dict)  # --resources: slots held per target
 
 
 class RunHooks(Protocol):
-    """What a run does around the scheduler: record, restore from the run cache, run."""
+    """The workspace and the store as the run loop sees them (Ninja's DiskInterface and
+    build log in one): judge a target now, clear and observe its outs, restore it from a
+    cache, record what happened, and make the executor. Tests pass a fake."""
 
-    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None: ...
+    def judge(self, target: Target, forced: bool) -> Judgement: ...
     def restore(self, target: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]: ...
+    def prepare_outs(self, target: Target) -> None: ...
+    def outs_now(self, target: Target) -> dict[str, str | None]: ...
+    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None: ...
     def make_executor(self) -> Executor: ...
-    def job_kwargs(self, target: Target) -> tuple[dict, tuple]: ...
+    def job_kwargs(self, target: Target) -> tuple[dict[str, Any], tuple[str, ...]]: ...
 
 
 def run_targets(
     p: Pipeline,
     g: Graph,
     selected: list[str],
-    hasher: Hasher,
-    records: dict[str, Record],
     hooks: RunHooks,
     reporter: Reporter,
     opts: RunOptions,
@@ -82,7 +83,7 @@ def run_targets(
     On KeyboardInterrupt, running children are terminated, `results` shows what
     finished (the running ones as failed, the rest not-run), and the interrupt propagates.
     """
-    _Scheduler(p, g, selected, hasher, records, hooks, reporter, opts, results).run()
+    _Scheduler(p, g, selected, hooks, reporter, opts, results).run()
 
 
 class _Scheduler:
@@ -94,18 +95,18 @@ class _Scheduler:
     the first judged target that fits goes first: one waiting for a GPU does not hold up
     those behind it that need none. It holds them until it is done, checks included."""
 
-    def __init__(self, p, g, selected, hasher, records, hooks, reporter, opts, results):
-        self.p, self.g, self.selected, self.hasher = p, g, selected, hasher
-        self.records, self.hooks = records, hooks
-        self.reporter, self.opts, self.results = reporter, opts, results
+    def __init__(self, p: Pipeline, g: Graph, selected: list[str], hooks: RunHooks, reporter: Reporter,
+                 opts: RunOptions, results: dict[str, TargetResult]):
+        self.p, self.g, self.selected = p, g, selected
+        self.hooks, self.reporter, self.opts, self.results = hooks, reporter, opts, results
         self.chosen = set(selected)
         self.waiting = {n: sum(1 for u in g.upstream[n] if u in self.chosen) for n in selected}
         self.ready = deque(n for n in selected if self.waiting[n] == 0)
         self.judged: deque[tuple[str, tuple[str, ...]]] = deque()
         self.traces: dict[str, Trace] = {}
-        self.running: set[str] = set()
+        self.running: set[JobKey] = set()
         self.slots = Slots(opts.resources)
-        self.holding: dict[str, tuple] = {}  # target -> the declared resources it holds
+        self.holding: dict[str, tuple[tuple[str, float], ...]] = {}  # target -> resources it holds
         self.executor: Executor | None = None
         self.stop = False
 
@@ -116,7 +117,7 @@ class _Scheduler:
             if self.executor is not None:
                 self.executor.cancel_all()
             for key in self.running:
-                res = self.results[key.partition(CHECK_SEP)[0]]
+                res = self.results[key.target]
                 res.action, res.reason = FAILED, "interrupted"
             self._not_run("interrupted")
             raise
@@ -135,25 +136,19 @@ class _Scheduler:
                 break
             assert self.executor is not None
             outcome = self.executor.wait_next()
-            self.running.discard(outcome.target)
+            self.running.discard(outcome.key)
             # Refill the freed slot before the bookkeeping of the finished target, unless
             # it holds resources: they may come free there, for a target waiting on them.
-            if not self.stop and outcome.target.partition(CHECK_SEP)[0] not in self.holding:
+            if not self.stop and outcome.key.target not in self.holding:
                 self._launch_next()
             self._finish(outcome)
 
     def _launch_next(self) -> bool:
         """Launch the first judged target whose resources are free; False if none."""
-        if not self.slots.capacity:
-            if not self.judged:
-                return False
-            self._launch(*self.judged.popleft())
-            return True
-        for i, (name, _) in enumerate(self.judged):
+        for i, (name, reasons) in enumerate(self.judged):
             if self.slots.fits(self.p.targets[name].resources):
-                entry = self.judged[i]
                 del self.judged[i]
-                self._launch(*entry)
+                self._launch(name, reasons)
                 return True
         return False
 
@@ -178,16 +173,13 @@ class _Scheduler:
             if name in self.results:  # blocked by a failure upstream
                 continue
             t = self.p.targets[name]
-            trace = observe(self.p, t, self.hasher)
-            outs = observe_outs(t, self.hasher)
-            verdict = decide(trace, outs, self.records.get(name), always=t.always,
-                             forced=name in self.opts.forced)
-            if verdict.state == FRESH:
-                self.results[name] = TargetResult(SKIPPED, "up to date", 0.0, trace.fingerprint, outs)
+            j = self.hooks.judge(t, name in self.opts.forced)
+            if j.verdict.fresh:
+                self.results[name] = TargetResult(SKIPPED, "up to date", 0.0, j.trace.fingerprint, j.outs)
                 self._complete(name)
                 continue
-            self.traces[name] = trace
-            self.judged.append((name, verdict.reasons))
+            self.traces[name] = j.trace
+            self.judged.append((name, j.verdict.reasons))
             if self.slots.fits(t.resources):
                 startable += 1
 
@@ -197,8 +189,6 @@ class _Scheduler:
         if name not in self.opts.forced and not t.always:
             outs, why = self.hooks.restore(t, trace)
             if outs is not None:
-                for o in t.outs:
-                    self.hasher.forget(o)
                 res = TargetResult(RESTORED, why, 0.0, trace.fingerprint, dict(outs))
                 self.results[name] = res
                 self.hooks.record(name, trace, outs, res)
@@ -206,45 +196,58 @@ class _Scheduler:
                 self._complete(name)
                 return
             if why:  # an entry was there but could not be used: say so, then build
-                reasons = reasons + (why,)
+                reasons = (*reasons, why)
         if self.executor is None:  # before anything is touched: it may refuse (a cluster)
             self.executor = self.hooks.make_executor()
         self.reporter.started(name, reasons)
-        _prepare_outs(self.p.root, t, self.hasher)
+        self.hooks.prepare_outs(t)
         need = tuple((r, amount) for r, amount in t.resources if r in self.slots.capacity)
         if need:
             self.slots.take(need)
             self.holding[name] = need
-        self.executor.submit(_job(self.p, t, self.opts, self.hooks.job_kwargs))
-        self.running.add(name)
-        self.results[name] = TargetResult("running", "; ".join(reasons), 0.0, self.traces[name].fingerprint)
+        key = JobKey(name)
+        self.executor.submit(self._job(t, key, t.cmd, t.python))
+        self.running.add(key)
+        self.results[name] = TargetResult(RUNNING, "; ".join(reasons), 0.0, trace.fingerprint)
+
+    def _job(self, t: Target, key: JobKey, cmd: str | None, python: str | None) -> Job:
+        """A target's job, or one of its checks' (run like the target: cwd = the root, the
+        same env; a callable check gets the keyword arguments the target's callable would)."""
+        o = self.opts
+        env = {"PIPETOOL_PARAMS": o.params_file, "PIPETOOL_RUN_ID": o.run_id, "PIPETOOL_TARGET": t.name}
+        log = os.path.join(o.log_dir, key.log_name)
+        if cmd is not None:
+            return Job(key, self.p.root, env, log, cmd=cmd)
+        kwargs, ambiguous = self.hooks.job_kwargs(t)
+        return Job(key, self.p.root, env, log, python=python, kwargs=kwargs, ambiguous=ambiguous)
 
     def _finish(self, outcome: Outcome) -> None:
-        if CHECK_SEP in outcome.target:
+        if outcome.key.check is not None:
             self._check_done(outcome)
             return
-        name = outcome.target
+        name = outcome.key.target
         res = self.results[name]
         res.duration_s = outcome.duration_s
         t = self.p.targets[name]
         ok, message = outcome.ok, outcome.message
+        outs: dict[str, str | None] = {}
         if ok:
-            for o in t.outs:
-                self.hasher.forget(o)
-            outs = observe_outs(t, self.hasher)
+            outs = self.hooks.outs_now(t)
             missing = [o for o, dgst in outs.items() if dgst is None]
             if missing:
                 ok, message = False, f"did not write its out {missing[0]}" + (
                     f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
         if not ok:
-            self._fail(name, message, _tail(self.opts, name), _log_path(self.opts, name))
+            self._fail(name, message, outcome.key)
             return
         res.outs = outs
         if t.checks:  # judged by its checks before it counts as built
+            assert self.executor is not None
             res.checks = [{"name": c.name, "ok": None, "message": ""} for c in t.checks]
             for i, c in enumerate(t.checks):
-                self.executor.submit(_check_job(self.p, t, i, self.opts, self.hooks.job_kwargs))
-                self.running.add(f"{name}{CHECK_SEP}{i}")
+                key = JobKey(name, i)
+                self.executor.submit(self._job(t, key, c.cmd, c.python))
+                self.running.add(key)
             return
         self._built(name)
 
@@ -260,11 +263,12 @@ class _Scheduler:
         self._complete(name)
 
     def _check_done(self, outcome: Outcome) -> None:
-        name, _, idx = outcome.target.partition(CHECK_SEP)
+        name, idx = outcome.key.target, outcome.key.check
+        assert idx is not None
         res = self.results[name]
-        entry = res.checks[int(idx)]
+        entry = res.checks[idx]
         entry["ok"] = outcome.ok
-        entry["message"] = "" if outcome.ok else (_tail(self.opts, outcome.target, 1) or outcome.message)
+        entry["message"] = "" if outcome.ok else (self._tail(outcome.key, 1) or outcome.message)
         res.duration_s += outcome.duration_s
         if any(c["ok"] is None for c in res.checks):
             return
@@ -273,16 +277,14 @@ class _Scheduler:
             self._built(name)
             return
         i, c = failed[0]
-        key = f"{name}{CHECK_SEP}{i}"
-        self._fail(name, f"check failed: {c['name']}: {c['message']}", _tail(self.opts, key),
-                   _log_path(self.opts, key))
+        self._fail(name, f"check failed: {c['name']}: {c['message']}", JobKey(name, i))
 
-    def _fail(self, name: str, message: str, tail: str, log: str) -> None:
+    def _fail(self, name: str, message: str, key: JobKey) -> None:
         self._release(name)
         res = self.results[name]
         res.action, res.reason = FAILED, message
         self.hooks.record(name, self.traces[name], {}, res)
-        self.reporter.failed(name, message, tail, log)
+        self.reporter.failed(name, message, self._tail(key), os.path.join(self.opts.log_dir, key.log_name))
         for d in sorted(self.g.closure_down([name]) - {name}):
             if d in self.chosen and d not in self.results:
                 self.results[d] = TargetResult(NOT_RUN, f"upstream failed: {name}")
@@ -301,52 +303,13 @@ class _Scheduler:
             if n not in self.results:
                 self.results[n] = TargetResult(NOT_RUN, reason)
 
-
-def _log_path(opts: RunOptions, key: str) -> str:
-    """TARGET.log, or TARGET.check-N.log for a target's Nth check."""
-    name, sep, idx = key.partition(CHECK_SEP)
-    return os.path.join(opts.log_dir, f"{name}.check-{idx}.log" if sep else f"{name}.log")
-
-
-def _tail(opts: RunOptions, name: str, lines: int = 20) -> str:
-    try:
-        with open(_log_path(opts, name), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
-def _prepare_outs(root: str, t: Target, hasher: Hasher) -> None:
-    """Remove old outs (so a command that fails to write one is caught) and make parents."""
-    for o in t.outs:
-        path = os.path.join(root, o.rstrip("/"))
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-        os.makedirs(os.path.dirname(path) or root, exist_ok=True)
-        hasher.forget(o)
-
-
-def _check_job(p: Pipeline, t: Target, i: int, opts: RunOptions, job_kwargs) -> Job:
-    """A check runs like its target: cwd = the root, the same env; a callable check gets
-    the same keyword arguments the target's callable would."""
-    check = t.checks[i]
-    return _make_job(p, t, f"{t.name}{CHECK_SEP}{i}", check.cmd, check.python, opts, job_kwargs)
-
-
-def _job(p: Pipeline, t: Target, opts: RunOptions, job_kwargs) -> Job:
-    return _make_job(p, t, t.name, t.cmd, t.python, opts, job_kwargs)
-
-
-def _make_job(p: Pipeline, t: Target, key: str, cmd: str | None, python: str | None,
-              opts: RunOptions, job_kwargs) -> Job:
-    env = {"PIPETOOL_PARAMS": opts.params_file, "PIPETOOL_RUN_ID": opts.run_id, "PIPETOOL_TARGET": t.name}
-    log = _log_path(opts, key)
-    if cmd is not None:
-        return Job(key, p.root, env, log, cmd=cmd)
-    kwargs, ambiguous = job_kwargs(t)
-    return Job(key, p.root, env, log, python=python, kwargs=kwargs, ambiguous=ambiguous)
+    def _tail(self, key: JobKey, lines: int = 20) -> str:
+        """The last lines of a job's log ("" when it wrote nothing)."""
+        try:
+            with open(os.path.join(self.opts.log_dir, key.log_name), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:])

@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from ..digests import hash_bytes, hash_strings
 from ..spec.paths import is_glob
@@ -18,14 +18,47 @@ from ..spec.model import Pipeline, Target
 from ..spec.params import lookup
 
 
+CodeKind = Literal["cmd", "python", "version"]
+CODE_KINDS: tuple[CodeKind, ...] = ("cmd", "python", "version")
+CHECK_LINE = "\ncheck "
+
+
+@dataclass(frozen=True)
+class CodePart:
+    """The code part of a fingerprint as a value. Stored as one string (`Trace.code`):
+    "cmd:<command as written>" (the values it interpolates are among the params, so this
+    is equivalent to hashing the substituted text while naming the param that moved),
+    "python:<ref>@<digest of its code closure>" or "version:<code_version>", followed by a
+    "check cmd:<command>" or "check python:<ref>@<digest>" line per check."""
+
+    kind: CodeKind
+    text: str  # the command, "ref@digest", or the code_version
+    checks: tuple[str, ...] = ()  # each check's line without its "check " prefix
+
+    def render(self) -> str:
+        return "".join([f"{self.kind}:{self.text}", *(CHECK_LINE + c for c in self.checks)])
+
+    @property
+    def ref(self) -> str:
+        """A callable's "module:function" (python kind)."""
+        return self.text.rpartition("@")[0]
+
+    @classmethod
+    def parse(cls, code: str) -> CodePart | None:
+        """The part `render` wrote; None for anything else (a record without code)."""
+        own, _, checks = code.partition(CHECK_LINE)
+        kind, sep, text = own.partition(":")
+        for k in CODE_KINDS:
+            if sep and kind == k:
+                return cls(k, text, tuple(checks.split(CHECK_LINE)) if checks else ())
+        return None
+
+
 @dataclass(frozen=True)
 class Trace:
     """What one fingerprint covers; stored with each record so a change can be named."""
 
-    # "cmd:<command as written>" (the values it interpolates are among `params`, so this
-    # is equivalent to hashing the substituted text while naming the param that moved),
-    # "python:<ref>@<hash of code_files>" or "version:<code_version>"
-    code: str
+    code: str  # CodePart.render(): kept as the string the fingerprint and the lock hold
     params: dict[str, Any]
     deps: dict[str, str | None]
     env: dict[str, str | None]  # hashed values: secrets never reach the lock file
@@ -43,6 +76,12 @@ class Trace:
                 parts.append(mapping[k] or "-")
         return hash_strings(parts)
 
+    @property
+    def code_part(self) -> CodePart:
+        part = CodePart.parse(self.code)
+        assert part is not None, self.code
+        return part
+
     def to_dict(self) -> dict[str, Any]:
         d = {"code": self.code, "params": self.params, "deps": self.deps, "env": self.env}
         if self.code_files:
@@ -54,38 +93,42 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def code_part(p: Pipeline, t: Target, hasher: Hasher) -> tuple[str, dict[str, str | None] | None]:
+def code_part(p: Pipeline, t: Target) -> tuple[CodePart, dict[str, str | None] | None]:
     """The code part of the fingerprint, and for callables the entries it covers; a
     target's checks are part of its code (a new or edited check reruns the target)."""
-    code, entries = _own_code(p, t)
+    kind, text, entries = _own_code(p, t)
     if not t.checks:
-        return code, entries
+        return CodePart(kind, text), entries
     from .codehash import code_entries, resolve_callable
 
-    parts = [code]
+    checks = []
     entries = dict(entries or {})
     for i, c in enumerate(t.checks):
-        if c.cmd is not None:
-            parts.append("check cmd:" + c.cmd)
+        if c.python is None:
+            checks.append("cmd:" + (c.cmd or ""))
             continue
         path = resolve_callable(p.root, c.python, p.where("targets", t.name, "checks", i))
         sub = code_entries(p.root, c.python, path)
-        parts.append(f"check python:{c.python}@{hash_strings(f'{k}={v}' for k, v in sorted(sub.items()))}")
+        checks.append(f"python:{c.python}@{_closure_digest(sub)}")
         entries.update({f"check {k}": v for k, v in sub.items()})
-    return "\n".join(parts), entries or None
+    return CodePart(kind, text, tuple(checks)), entries or None
 
 
-def _own_code(p: Pipeline, t: Target) -> tuple[str, dict[str, str | None] | None]:
+def _closure_digest(entries: dict[str, str | None]) -> str:
+    return hash_strings(f"{k}={v}" for k, v in sorted(entries.items()))
+
+
+def _own_code(p: Pipeline, t: Target) -> tuple[CodeKind, str, dict[str, str | None] | None]:
     if t.code_version is not None:
-        return "version:" + t.code_version, None
+        return "version", t.code_version, None
     if t.cmd_template is not None:
-        return "cmd:" + t.cmd_template, None
+        return "cmd", t.cmd_template, None
     assert t.python is not None
     from .codehash import code_entries, resolve_callable
 
     path = resolve_callable(p.root, t.python, p.where("targets", t.name, "python"))
     entries = code_entries(p.root, t.python, path)
-    return f"python:{t.python}@{hash_strings(f'{k}={v}' for k, v in sorted(entries.items()))}", entries
+    return "python", f"{t.python}@{_closure_digest(entries)}", entries
 
 
 # Script digests by byte digest, for this process; the stat cache keeps them across runs
@@ -136,8 +179,8 @@ def observe(p: Pipeline, t: Target, hasher: Hasher) -> Trace:
     params = {k: lookup(p.params, k) for k in t.params}
     deps = {d.path: dep_digest(hasher, d.path, d.hash_mode) for d in t.deps}
     env = {name: (hash_bytes(os.environ[name].encode()) if name in os.environ else None) for name in t.env}
-    code, files = code_part(p, t, hasher)
-    return Trace(code, params, deps, env, files)
+    code, files = code_part(p, t)
+    return Trace(code.render(), params, deps, env, files)
 
 
 def observe_outs(t: Target, hasher: Hasher) -> dict[str, str | None]:

@@ -7,19 +7,20 @@ uploads a run's outputs with their run-cache entries (objects first, entries las
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import UsageError
-from ..experiments import KEPT_ACTIONS
 from ..store.records import Record
 from ..project import Project, open_project
+from ..putback import KEPT_ACTIONS
+from ..reporting import Reporter, or_quiet
 from ..store import records as store_records
 from ..store import runcache
 from ..store import runs as store_runs
 from ..store.cache import Cache, CacheMiss
 from ..store.lockfile import read_lock
+from ..store.projectlock import ProjectLock, acquire
 from .backend import Remote, open_remote, remote_url
 from .progress import progress_for
 from .staging import Staging
@@ -48,22 +49,18 @@ def _remote_of(proj: Project, flag: str | None) -> Remote:
     return open_remote(url)
 
 
-def _locked(proj: Project, what: str, wait: bool, reporter: Any):
-    from ..api import _Quiet
-    from ..store.projectlock import acquire
-
-    rep = reporter or _Quiet()
-    return acquire(proj.root, f"{what} (pid {os.getpid()})", wait, rep.waiting)
+def _locked(proj: Project, what: str, wait: bool, reporter: Reporter | None) -> ProjectLock:
+    return acquire(proj.root, f"{what} (pid {os.getpid()})", wait, or_quiet(reporter).waiting)
 
 
 def push(run: str | None = None, *, remote: str | None = None, jobs: int = TRANSFER_JOBS,
-         file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> SyncResult:
+         file: str | None = None, cwd: str | None = None, wait: bool = True,
+         reporter: Reporter | None = None) -> SyncResult:
     """Upload RUN's outputs (default: the workspace's last run) and their run-cache
     entries to the remote; what the remote already has is skipped."""
     from ..runflow import head
 
-    proj = open_project(file, cwd)
-    try:
+    with open_project(file, cwd) as proj:
         rem = _remote_of(proj, remote)
         conn = proj.conn
         if conn is None:
@@ -71,8 +68,7 @@ def push(run: str | None = None, *, remote: str | None = None, jobs: int = TRANS
         run_id = store_runs.resolve(conn, run) if run else head(proj)
         if run_id is None:
             raise UsageError("no run to push yet: `pipetool run` first, or name one")
-        lock = _locked(proj, f"push of {run_id}", wait, reporter)
-        try:
+        with _locked(proj, f"push of {run_id}", wait, reporter):
             manifest = store_runs.manifest(conn, run_id)
             result = SyncResult(rem.url, run_id)
             builds = []
@@ -95,27 +91,18 @@ def push(run: str | None = None, *, remote: str | None = None, jobs: int = TRANS
                 result.missing[b.target] = "its objects are gone from the local cache"
             result.stats = tr.stats
             return result
-        finally:
-            lock.release()
-    finally:
-        proj.close()
 
 
 def pull(targets: Iterable[str] = (), *, remote: str | None = None, jobs: int = TRANSFER_JOBS,
-         file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> SyncResult:
+         file: str | None = None, cwd: str | None = None, wait: bool = True,
+         reporter: Reporter | None = None) -> SyncResult:
     """Put back the outputs `pipetool.lock` records (of the named targets, or all), from
     the local cache or the remote, and record them as the workspace's state."""
-    proj = open_project(file, cwd)
-    try:
+    with open_project(file, cwd) as proj:
         rem = _remote_of(proj, remote)
-        names, _ = proj.selection(targets) if targets else (list(proj.pipeline.targets), None)
-        lock = _locked(proj, "pull", wait, reporter)
-        try:
+        names = proj.selection(targets)[0] if targets else list(proj.pipeline.targets)
+        with _locked(proj, "pull", wait, reporter):
             return _pull(proj, rem, names, jobs)
-        finally:
-            lock.release()
-    finally:
-        proj.close()
 
 
 def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult:
@@ -187,17 +174,3 @@ def _record(proj: Project, name: str, rec: Record, run_id: str | None) -> None:
     """The workspace now holds what the lock says: the store agrees from here on."""
     assert proj.conn is not None
     store_records.save_record(proj.conn, name, rec.fingerprint, rec.trace_dict() or {}, rec.outs, run_id or "")
-
-
-def report(result: SyncResult, verb: str, stream=None) -> None:
-    """Lines for the terminal: each target not done and why (stderr), then one summary."""
-    from ..render import human_bytes
-
-    for name, why in sorted(result.missing.items()):
-        print(f"pipetool: {name}: not {verb}: {why}", file=sys.stderr)
-    s = result.stats
-    moved = (f"{s.objects_up} object(s) uploaded ({human_bytes(s.bytes_up)})" if verb == "pushed"
-             else f"{s.objects_down} object(s) downloaded ({human_bytes(s.bytes_down)})")
-    extra = f", {len(result.present)} already in place" if verb == "pulled" else ""
-    print(f"{verb} {len(result.done)} target(s){extra}: {moved}, {s.objects_present} already there; "
-          f"{len(result.missing)} not {verb} ({result.remote})", file=stream or sys.stdout)

@@ -10,15 +10,13 @@ reported once and left alone: the run goes on locally.
 """
 from __future__ import annotations
 
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-from ..fingerprint.trace import observe, observe_outs
-from ..plan import FRESH, decide
-from ..store.records import Record
+from ..judge import judge
 from ..store import runcache
 from ..store.cache import Cache, CacheMiss
+from ..store.records import Record
 from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError
 from .progress import progress_for
@@ -27,20 +25,20 @@ from .transfer import Transfers, lock_build
 
 if TYPE_CHECKING:
     from ..project import Project
+    from ..reporting import Reporter
 
 
 class RemoteSession:
     """One run's use of the remote: what was asked, fetched, found unusable, and built."""
 
-    def __init__(self, proj: Project, remote: Remote, push: bool, stream: TextIO | None = None):
+    def __init__(self, proj: Project, remote: Remote, push: bool, reporter: Reporter):
         self.proj = proj
         self.remote = remote
         self.push_enabled = push
-        self.stream = stream or sys.stderr
+        self.reporter = reporter
         self.cache = Cache(proj.root)
         self.staging = Staging(proj.root, self.cache)
-        self.transfers = Transfers(remote, self.cache, progress=progress_for("remote", self.stream),
-                                   sink=self.staging)
+        self.transfers = Transfers(remote, self.cache, progress=progress_for("remote"), sink=self.staging)
         self.asked: set[str] = set()  # fingerprints asked of the remote
         self.ready: dict[str, CachedBuild] = {}  # remote builds whose objects are here, by fingerprint
         self.unusable: dict[str, str] = {}  # fingerprint -> why its remote build cannot be used
@@ -50,7 +48,7 @@ class RemoteSession:
 
     def _failed(self, exc: RemoteError, doing: str) -> None:
         if not self.broken:
-            print(f"pipetool: warning: {exc.message}; {doing}", file=self.stream)
+            self.reporter.warning(f"{exc.message}; {doing}")
         self.broken = True
 
     # -- reading -------------------------------------------------------------------
@@ -79,9 +77,10 @@ class RemoteSession:
                     if any(u in unknown for u in g.upstream[name]) or name in forced or t.always or not t.cache:
                         unknown.add(name)
                         continue
-                    trace = observe(p, t, h)
-                    if decide(trace, observe_outs(t, h), records.get(name)).state == FRESH:
+                    j = judge(p, t, h, records.get(name))
+                    if j.verdict.fresh:
                         continue
+                    trace = j.trace
                     local = runcache.lookup(conn, trace.fingerprint) if conn is not None else None
                     local = local or self.ready.get(trace.fingerprint)
                     rec = records.get(name)
@@ -177,7 +176,7 @@ class RemoteSession:
         try:
             self.transfers.push_builds(self.built)
         except RemoteError as exc:
-            print(f"pipetool: warning: {exc.message}; this run's outputs were not uploaded", file=self.stream)
+            self.reporter.warning(f"{exc.message}; this run's outputs were not uploaded")
         self.built.clear()
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ import copy
 import difflib
 import json
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..errors import PipelineError, UsageError, Where, WhereLike
 
@@ -116,6 +116,15 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
             raise UsageError(f"-S takes KEY=VALUE (e.g. -S train.lr=0.1), got {pair!r}")
         out[key] = parse_override_value(value)
     return out
+
+
+def overrides_from(set_: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """`-S` overrides as the API takes them: "key=value" strings, or a mapping of values."""
+    if not set_:
+        return {}
+    if isinstance(set_, Mapping):
+        return dict(set_)
+    return parse_overrides(list(set_))
 
 
 def apply_overrides(

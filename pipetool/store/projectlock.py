@@ -18,7 +18,15 @@ LOCK_FILE = "lock"
 
 @dataclass
 class ProjectLock:
+    """Held until `release()`, or the end of a `with` block."""
+
     fd: int
+
+    def __enter__(self) -> ProjectLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def release(self) -> None:
         if self.fd >= 0:

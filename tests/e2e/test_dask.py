@@ -191,11 +191,12 @@ def test_declared_resources_also_hold_locally_on_dask(project, dask):
 # -- the cluster -------------------------------------------------------------------------
 
 def test_jobs_default_to_the_clusters_worker_threads(cluster, tmp_path):
+    from pipetool.execute.placement import resolve_jobs
     from pipetool.runconfig import make_config
 
     config = make_config("dask", cluster.scheduler_address)
-    assert config.resolve_jobs(None, str(tmp_path)) == 4  # 2 workers x 2 threads
-    assert config.resolve_jobs(3, str(tmp_path)) == 3
+    assert resolve_jobs(config, None, str(tmp_path)) == 4  # 2 workers x 2 threads
+    assert resolve_jobs(config, 3, str(tmp_path)) == 3
 
 
 def test_the_probe_reports_a_path_a_worker_cannot_read(cluster):

@@ -1,0 +1,151 @@
+"""The workspace and the store as one run's scheduler sees them (its `RunHooks`): judge a
+target now, clear and observe its outs, restore it from the local or remote run cache,
+record it in the store and the cache, and make the executor when the first job starts."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from .execute.jobs import Executor
+from .execute.placement import make_executor
+from .execute.scheduler import BUILT, RESTORED, TargetResult
+from .fingerprint.trace import Trace
+from .judge import Judgement, judge
+from .prerun import callable_kwargs
+from .project import Project, ensure_dir
+from .reporting import Reporter
+from .runconfig import RunConfig
+from .spec.model import Target
+from .store import records as store_records
+from .store import runcache
+from .store import runs as store_runs
+from .store.cache import Cache, CacheMiss, executables
+from .store.records import Record
+
+if TYPE_CHECKING:
+    from .remote.readthrough import RemoteSession
+
+
+class RunWorkspace:
+    """One run's side effects around each target: the record, the cache, the run cache,
+    the journal; `changed` and `journaled` tell the end of the run what is left to do."""
+
+    def __init__(self, proj: Project, run_id: str, records: dict[str, Record], jobs: int,
+                 log_dir: str, params_file: str, config: RunConfig, reporter: Reporter):
+        assert proj.conn is not None
+        self.proj, self.run_id, self.records, self.jobs = proj, run_id, records, jobs
+        self.config, self.reporter = config, reporter
+        self.remote: RemoteSession | None = None  # set when a remote is configured
+        self.log_dir, self.params_file = log_dir, params_file
+        self.cache = Cache(proj.root)
+        self.conn = proj.conn
+        self.changed = False  # did any record change (the lock must be rewritten)
+        self.journaled: set[str] = set()  # targets with their row in the run's journal
+
+    # -- the workspace ---------------------------------------------------------------
+    def judge(self, target: Target, forced: bool) -> Judgement:
+        return judge(self.proj.pipeline, target, self.proj.hasher, self.records.get(target.name), forced=forced)
+
+    def prepare_outs(self, target: Target) -> None:
+        """Remove old outs (so a command that fails to write one is caught) and make parents."""
+        root, hasher = self.proj.root, self.proj.hasher
+        for o in target.outs:
+            path = os.path.join(root, o.rstrip("/"))
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+            os.makedirs(os.path.dirname(path) or root, exist_ok=True)
+            hasher.forget(o)
+
+    def outs_now(self, target: Target) -> dict[str, str | None]:
+        """Each out's digest as its job left it (None: not written)."""
+        hasher = self.proj.hasher
+        for o in target.outs:
+            hasher.forget(o)
+        return {o: hasher.digest(o) for o in target.outs}
+
+    # -- the store -------------------------------------------------------------------
+    def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None:
+        if result.action in (BUILT, RESTORED):
+            stored = trace.to_dict()
+            dirs = [o for o in outs if os.path.isdir(os.path.join(self.proj.root, o.rstrip("/")))]
+            execs = executables(self.proj.root, outs, dirs)
+            if execs:  # the lock carries them, so a pull restores the mode without asking the remote
+                stored["execs"] = execs
+            store_records.save_record(self.conn, name, trace.fingerprint, stored, outs, self.run_id)
+            self.records[name] = Record(trace.fingerprint, outs, stored)
+            self.changed = True
+            if result.action == BUILT:
+                self._cache_outs(self.proj.pipeline.targets[name], trace, outs, dirs, execs)
+        store_runs.record_targets(self.conn, self.run_id, [
+            (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs,
+             result.checks)])
+        self.journaled.add(name)
+
+    def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None], dirs: list[str],
+                    execs: list[str]) -> None:
+        """Store a built target's outs, then its run-cache entry (never the other way).
+
+        Done here, between jobs: a thread of its own was measured slower on 2 cores (it
+        competes with the scheduler for the interpreter and with the commands for CPU)."""
+        if not t.cache:
+            return
+        listings = {}
+        try:
+            for out, digest in outs.items():
+                assert digest is not None
+                if out in dirs:
+                    listings[out] = self.proj.hasher.dir_listing(out)
+                self.cache.store_out(out, digest, listings.get(out))
+        except (CacheMiss, OSError) as exc:
+            self.reporter.warning(f"{t.name}: outputs not cached: {exc}")
+            return
+        build = runcache.CachedBuild(
+            trace.fingerprint, t.name, {o: d for o, d in outs.items() if d}, tuple(listings), trace.to_dict(),
+            self.run_id, tuple(execs))
+        runcache.save(self.conn, build)
+        if self.remote is not None:
+            self.remote.built_one(build)
+
+    def restore(self, target: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
+        """The outs of an earlier build with this very fingerprint, put back; else why not."""
+        outs, why = self._restore(target, trace)
+        if outs is not None:
+            for o in target.outs:
+                self.proj.hasher.forget(o)
+        return outs, why
+
+    def _restore(self, t: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:
+        if not t.cache:
+            return None, ""
+        entry = runcache.lookup(self.conn, trace.fingerprint)
+        if entry is None and self.remote is not None:
+            outs, why = self.remote.restore(t.outs, trace.fingerprint)
+            return outs, (f"{why}: rebuilding" if outs is None and why else why)
+        if entry is None or set(entry.outs) != set(t.outs):
+            return None, ""
+        try:
+            self.cache.restore_outs(entry.outs, entry.dirs, entry.execs)
+        except CacheMiss as exc:
+            runcache.forget(self.conn, trace.fingerprint)
+            return None, f"cached outputs unusable ({exc.reason}): rebuilding"
+        except OSError as exc:
+            return None, f"cached outputs could not be restored ({exc.strerror}): rebuilding"
+        origin = f"run {entry.run_id}" if entry.run_id else "an earlier run"
+        return dict(entry.outs), f"restored from the cache: built by {origin}"
+
+    # -- running ---------------------------------------------------------------------
+    def make_executor(self) -> Executor:
+        # Made when the first target runs: a no-op run leaves no folders behind.
+        ensure_dir(self.log_dir)
+        ensure_dir(os.path.dirname(self.params_file))
+        with open(self.params_file, "w", encoding="utf-8") as f:
+            json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+        needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
+        return make_executor(self.config, self.proj.root, self.jobs, needs)
+
+    def job_kwargs(self, target: Target) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return callable_kwargs(self.proj.pipeline, target)
