@@ -59,7 +59,7 @@ class LocalExecutor:
     # -- python callables -------------------------------------------------------
     def _submit_python(self, job: Job) -> None:
         if self._pool is None:
-            from joblib.externals.loky import get_reusable_executor
+            from loky import get_reusable_executor
 
             self._pool = get_reusable_executor(max_workers=self.jobs, timeout=60)
         start = time.perf_counter()

@@ -138,8 +138,9 @@ class _Scheduler:
             outcome = self.executor.wait_next()
             self.running.discard(outcome.key)
             # Refill the freed slot before the bookkeeping of the finished target, unless
-            # it holds resources: they may come free there, for a target waiting on them.
-            if not self.stop and outcome.key.target not in self.holding:
+            # it failed (nothing new starts after a failure without -k) or holds resources
+            # (they may come free there, for a target waiting on them).
+            if outcome.ok and not self.stop and outcome.key.target not in self.holding:
                 self._launch_next()
             self._finish(outcome)
 

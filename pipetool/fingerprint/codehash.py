@@ -25,19 +25,18 @@ import builtins
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import PipelineError, WhereLike
 from ..digests import hash_bytes
 from .pkgversions import STDLIB, is_editable, package_of
-from .pyast import FUNCS, collect_bindings, ast_digest, global_reads, normalized_dump
+from .pyast import (FUNCS, AssignBinding, Binding, DefBinding, FromBinding, ImportBinding, StarImport, ast_digest,
+                    collect_bindings, global_reads, normalized_dump)
 
 
 @dataclass(frozen=True)
 class Signature:
-    params: tuple[str, ...]  # every named parameter
-    required: tuple[str, ...]  # named parameters without a default
-    var_keyword: bool  # takes **kwargs
+    required: tuple[str, ...]  # named parameters without a default (what pipetool must pass)
 
 
 def module_file(root: str, module: str) -> str | None:
@@ -90,15 +89,13 @@ class ModuleInfo:
             self.tree = ast.parse(data, filename=path)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             self.error = exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))
-        self._bindings: dict[str, list[tuple]] | None = None
-        self._stars: list[tuple[int, str]] = []
+        self._bindings: dict[str, list[Binding]] | None = None
+        self._stars: list[StarImport] = []
         self.memo: dict[Any, Any] = {}
 
     @property
-    def bindings(self) -> dict[str, list[tuple]]:
-        """name -> how the module binds it: ("def", node), ("assign", stmt),
-        ("import", dotted) (`import a.b` binds a, `import a.b as x` binds x),
-        ("from", level, module, name)."""
+    def bindings(self) -> dict[str, list[Binding]]:
+        """name -> how the module binds it (a def or class, an assignment, an import)."""
         if self._bindings is None:
             self._bindings = {}
             if self.tree is not None:
@@ -106,7 +103,7 @@ class ModuleInfo:
         return self._bindings
 
     @property
-    def stars(self) -> list[tuple[int, str]]:
+    def stars(self) -> list[StarImport]:
         self.bindings  # noqa: B018 - fills _stars
         return self._stars
 
@@ -154,15 +151,14 @@ def read_signature(path: str, ref: str, where: WhereLike) -> Signature:
     if node is None or isinstance(node, ast.ClassDef):
         # Assigned or imported names cannot be read statically: accept anything.
         if _bound_otherwise(tree, qual[0]):
-            return Signature((), (), True)
+            return Signature(())
         raise PipelineError(f"'{ref}': module {os.path.basename(path)} defines no function '{'.'.join(qual)}'", where)
     a = node.args
     positional = a.posonlyargs + a.args
     n_req = len(positional) - len(a.defaults)
     required = [x.arg for x in positional[:n_req]]
     required += [x.arg for x, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
-    names = [x.arg for x in positional + a.kwonlyargs]
-    return Signature(tuple(names), tuple(required), a.kwarg is not None)
+    return Signature(tuple(required))
 
 
 def _bound_otherwise(tree, name: str) -> bool:
@@ -179,9 +175,12 @@ def _bound_otherwise(tree, name: str) -> bool:
 _BUILTINS = frozenset(dir(builtins))
 
 
+ThingKind = Literal["def", "const", "module", "pkg"]
+
+
 @dataclass(frozen=True)
 class _Thing:
-    kind: str  # def | const | module | pkg
+    kind: ThingKind
     module: str  # dotted module name (pkg: the distribution)
     name: str = ""  # def/const: qualified name in the module; pkg: the version
     path: str | None = None  # the module file (None: a namespace package or a package)
@@ -261,8 +260,8 @@ class _Closure:
         mod = self.module_name(path)
         binds = info.bindings.get(name)
         if not binds:
-            for level, star in info.stars:
-                target = self.absolute(path, level, star)
+            for star in info.stars:
+                target = self.absolute(path, star.level, star.module)
                 tpath = self.project_module(target)
                 if tpath:
                     found = self.resolve_name(tpath, name, guard)
@@ -275,18 +274,17 @@ class _Closure:
             return []
         out: list[_Thing] = []
         for b in binds:
-            if b[0] == "def":
+            if isinstance(b, DefBinding):
                 out.append(_Thing("def", mod, name, path))
-            elif b[0] == "assign":
+            elif isinstance(b, AssignBinding):
                 out.append(_Thing("const", mod, name, path))
-            elif b[0] == "import":
-                t = self.module_thing(b[1])
+            elif isinstance(b, ImportBinding):
+                t = self.module_thing(b.module)
                 if t is not None:
                     out.append(t)
-            else:  # from
-                _, level, module, attr = b
-                base = self.absolute(path, level, module)
-                out.extend(self.attribute(base, attr, guard))
+            elif isinstance(b, FromBinding):
+                base = self.absolute(path, b.level, b.module)
+                out.extend(self.attribute(base, b.name, guard))
         return list(dict.fromkeys(out))
 
     def attribute(self, module: str, attr: str, guard: frozenset = frozenset()) -> list[_Thing]:
@@ -339,7 +337,7 @@ class _Closure:
         defines the name more than once, e.g. in both branches of an `if`)."""
         info = self.info(t.path)  # type: ignore[arg-type]
         parts = t.name.split(".")
-        nodes = [b[1] for b in info.bindings.get(parts[0], ()) if b[0] == "def"]
+        nodes: list[ast.AST] = [b.node for b in info.bindings.get(parts[0], ()) if isinstance(b, DefBinding)]
         for part in parts[1:]:
             nodes = [n for node in nodes for n in getattr(node, "body", ())
                      if isinstance(n, (*FUNCS, ast.ClassDef)) and n.name == part]
@@ -389,9 +387,9 @@ class _Closure:
             reads = tuple(dict.fromkeys(c for n in nodes for c in global_reads(n)))
             return hash_bytes(text.encode("utf-8", "backslashreplace")), reads, extra
         # const: every module-level statement binding the name
-        stmts = [b[1] for b in info.bindings.get(t.name, ()) if b[0] == "assign"]
+        stmts = [b.stmt for b in info.bindings.get(t.name, ()) if isinstance(b, AssignBinding)]
         parts: list[str] = []
-        reads: dict[tuple[str, ...], None] = {}
+        const_reads: dict[tuple[str, ...], None] = {}
         for st in stmts:
             value = _plain_value(st, t.name)
             if value is not None:
@@ -400,8 +398,8 @@ class _Closure:
             parts.append("s:" + normalized_dump(st))
             for c in global_reads(st):
                 if c[0] != t.name:
-                    reads[c] = None
-        return hash_bytes("\n".join(parts).encode("utf-8", "backslashreplace")), tuple(reads), []
+                    const_reads[c] = None
+        return hash_bytes("\n".join(parts).encode("utf-8", "backslashreplace")), tuple(const_reads), []
 
 
 def _plain_value(st: ast.AST, name: str) -> str | None:

@@ -108,16 +108,16 @@ class Hasher:
         digest = None
         cache = self.cache
         if cache is not None:
-            entry = cache.get(rel)  # (size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest)
+            entry = cache.get(rel)
             if (
                 entry is not None
-                and entry[0] == st.st_size
-                and entry[1] == st.st_mtime_ns
-                and entry[2] == st.st_ctime_ns
-                and entry[3] == st.st_ino
-                and st.st_ctime_ns + racy_window_ns(st.st_ctime_ns) < entry[4]
+                and entry.size == st.st_size
+                and entry.mtime_ns == st.st_mtime_ns
+                and entry.ctime_ns == st.st_ctime_ns
+                and entry.inode == st.st_ino
+                and st.st_ctime_ns + racy_window_ns(st.st_ctime_ns) < entry.hashed_at_ns
             ):
-                digest = entry[5]
+                digest = entry.digest
         if digest is None:
             hashed_at = time.time_ns()
             digest = hash_file_contents(self._abs(rel), st.st_size)

@@ -4,7 +4,8 @@ global scope. Pure functions over `ast` trees; nothing is imported or run."""
 from __future__ import annotations
 
 import ast
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Union
 
 from ..digests import hash_bytes
 
@@ -95,30 +96,72 @@ def _target_names(targets: Iterable[ast.AST]) -> list[str]:
     return out
 
 
-def collect_bindings(body: list, b: dict[str, list[tuple]], stars: list[tuple[int, str]]) -> None:
+@dataclass(frozen=True)
+class DefBinding:
+    """`def name` or `class name`."""
+
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+
+
+@dataclass(frozen=True)
+class AssignBinding:
+    """An assignment, or a compound statement whose header binds the name (`for`, `with`,
+    `except … as`, a match capture): it counts by the whole statement."""
+
+    stmt: ast.stmt
+
+
+@dataclass(frozen=True)
+class ImportBinding:
+    """`import a.b` (binds `a`, module "a") or `import a.b as x` (binds `x`, module "a.b")."""
+
+    module: str
+
+
+@dataclass(frozen=True)
+class FromBinding:
+    """`from .module import name` (level: the number of leading dots)."""
+
+    level: int
+    module: str
+    name: str
+
+
+Binding = Union[DefBinding, AssignBinding, ImportBinding, FromBinding]
+
+
+@dataclass(frozen=True)
+class StarImport:
+    """`from .module import *`."""
+
+    level: int
+    module: str
+
+
+def collect_bindings(body: list[ast.stmt], b: dict[str, list[Binding]], stars: list[StarImport]) -> None:
     """Module-scope bindings, also those inside if/try/for/with/while/match blocks."""
     for st in body:
         if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            b.setdefault(st.name, []).append(("def", st))
+            b.setdefault(st.name, []).append(DefBinding(st))
         elif isinstance(st, ast.Import):
             for a in st.names:
                 if a.asname:
-                    b.setdefault(a.asname, []).append(("import", a.name))
+                    b.setdefault(a.asname, []).append(ImportBinding(a.name))
                 else:
                     head = a.name.split(".")[0]
-                    b.setdefault(head, []).append(("import", head))
+                    b.setdefault(head, []).append(ImportBinding(head))
         elif isinstance(st, ast.ImportFrom):
             for a in st.names:
                 if a.name == "*":
-                    stars.append((st.level, st.module or ""))
+                    stars.append(StarImport(st.level, st.module or ""))
                 else:
-                    b.setdefault(a.asname or a.name, []).append(("from", st.level, st.module or "", a.name))
+                    b.setdefault(a.asname or a.name, []).append(FromBinding(st.level, st.module or "", a.name))
         elif isinstance(st, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             if isinstance(st, ast.AnnAssign) and st.value is None:
                 continue  # `x: int` binds nothing
             targets = st.targets if isinstance(st, ast.Assign) else [st.target]
             for name in _target_names(targets):
-                b.setdefault(name, []).append(("assign", st))
+                b.setdefault(name, []).append(AssignBinding(st))
         else:
             # A compound statement: what its header binds (for/with targets, `except E as
             # e`, walrus, match captures) counts by the whole statement; its blocks are
@@ -139,7 +182,7 @@ def collect_bindings(body: list, b: dict[str, list[tuple]], stars: list[tuple[in
                 if h.name:
                     bound.append(h.name)
             for name in bound:
-                b.setdefault(name, []).append(("assign", st))
+                b.setdefault(name, []).append(AssignBinding(st))
             for name in _COMPOUND_BODIES:
                 sub = getattr(st, name, None)
                 if isinstance(sub, list):

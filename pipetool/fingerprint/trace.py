@@ -153,7 +153,7 @@ def dep_digest(hasher: Hasher, path: str, mode: str = "auto") -> str | None:
     cache = hasher.cache
     entry = cache.get(key) if cache is not None else None
     if entry is not None:
-        digest = entry[5]
+        digest = entry.digest
     else:
         from .pyast import source_ast_digest
 

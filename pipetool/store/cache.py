@@ -197,10 +197,6 @@ class Cache:
             raise CacheMiss(f"cache object {digest[:12]} is corrupt (removed)")
         os.chmod(staged, (0o777 if executable else 0o666) & ~umask)
 
-    def restore_out(self, rel: str, digest: str, is_dir: bool) -> None:
-        """Put one out back (a file, or a folder from its listing)."""
-        self.restore_outs({rel: digest}, [rel] if is_dir else [])
-
     def restore_outs(self, outs: dict[str, str], dirs: Iterable[str], execs: Iterable[str] = (),
                      source: ObjectSource | None = None) -> None:
         """Put a target's outs back, all or nothing: every out is staged (copied and

@@ -132,13 +132,3 @@ def write_manifest_file(root: str, m: dict[str, Any]) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text + "\n")
     os.replace(tmp, path)
-
-
-def read_manifest_file(root: str, run_id: str) -> dict[str, Any] | None:
-    """The manifest file, or None when it is missing or unreadable."""
-    try:
-        with open(manifest_path(root, run_id), "rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) and data.get("id") == run_id else None

@@ -47,26 +47,26 @@ def test_store_and_restore_a_file(cache, tmp_path):
     digest = _store(cache, "out/model.bin", b"weights\x00\x01" * 1000)
     assert cache.has(digest)
     (tmp_path / "out/model.bin").unlink()
-    cache.restore_out("out/model.bin", digest, False)
+    cache.restore_outs({"out/model.bin": digest}, [])
     assert (tmp_path / "out/model.bin").read_bytes() == b"weights\x00\x01" * 1000
 
 
 def test_restore_creates_missing_parent_folders_and_replaces_a_changed_file(cache, tmp_path):
     digest = _store(cache, "a/b/c.txt", b"original\n")
     (tmp_path / "a/b/c.txt").write_bytes(b"changed\n")
-    cache.restore_out("a/b/c.txt", digest, False)
+    cache.restore_outs({"a/b/c.txt": digest}, [])
     assert (tmp_path / "a/b/c.txt").read_bytes() == b"original\n"
     import shutil
 
     shutil.rmtree(tmp_path / "a")
-    cache.restore_out("a/b/c.txt", digest, False)
+    cache.restore_outs({"a/b/c.txt": digest}, [])
     assert (tmp_path / "a/b/c.txt").read_bytes() == b"original\n"
 
 
 def test_restore_leaves_no_temporary_files(cache, tmp_path):
     digest = _store(cache, "out/x.txt", b"x\n")
     (tmp_path / "out/x.txt").unlink()
-    cache.restore_out("out/x.txt", digest, False)
+    cache.restore_outs({"out/x.txt": digest}, [])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.txt"]
 
 
@@ -85,7 +85,7 @@ def test_store_and_restore_a_folder(cache, tmp_path):
     import shutil
 
     shutil.rmtree(tmp_path / "data/dir")
-    cache.restore_out("data/dir/", digest, True)
+    cache.restore_outs({"data/dir/": digest}, ["data/dir/"])
     got = {str(p.relative_to(tmp_path / "data/dir")): p.read_bytes()
            for p in (tmp_path / "data/dir").rglob("*") if p.is_file()}
     assert got == files
@@ -97,7 +97,7 @@ def test_restoring_a_folder_removes_files_it_did_not_hold(cache, tmp_path):
     digest, _ = _store_dir(cache, "data/dir", files)
     _write(tmp_path / "data/dir/extra.txt", b"junk")
     (tmp_path / "data/dir/a.txt").write_bytes(b"changed")
-    cache.restore_out("data/dir", digest, True)
+    cache.restore_outs({"data/dir": digest}, ["data/dir"])
     assert sorted(p.name for p in (tmp_path / "data/dir").iterdir()) == ["a.txt"]
     assert (tmp_path / "data/dir/a.txt").read_bytes() == b"A\n"
 
@@ -108,7 +108,7 @@ def test_a_folder_with_a_missing_file_object_is_restored_all_or_nothing(cache, t
     (tmp_path / "data/dir/a.txt").write_bytes(b"workspace")
     cache.remove(listing["b.txt"])
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("data/dir", digest, True)
+        cache.restore_outs({"data/dir": digest}, ["data/dir"])
     assert "missing" in exc.value.reason
     assert (tmp_path / "data/dir/a.txt").read_bytes() == b"workspace"  # untouched
     assert not (tmp_path / "data/dir.pipetool-tmp").exists()
@@ -121,7 +121,7 @@ def test_a_corrupt_file_object_is_detected_removed_and_never_used(cache, tmp_pat
     Path(obj).write_bytes(b"the fake model\n")  # same size, other bytes
     (tmp_path / "out/model.txt").write_bytes(b"workspace copy\n")
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("out/model.txt", digest, False)
+        cache.restore_outs({"out/model.txt": digest}, [])
     assert "corrupt" in exc.value.reason
     assert not cache.has(digest), "a corrupt object was kept"
     assert (tmp_path / "out/model.txt").read_bytes() == b"workspace copy\n"  # not overwritten
@@ -138,7 +138,7 @@ def test_a_corrupt_file_inside_a_folder_is_detected(cache, tmp_path):
 
     shutil.rmtree(tmp_path / "data/dir")
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("data/dir", digest, True)
+        cache.restore_outs({"data/dir": digest}, ["data/dir"])
     assert "corrupt" in exc.value.reason
     assert not (tmp_path / "data/dir").exists()
     assert not (tmp_path / "data/dir.pipetool-tmp").exists()
@@ -150,16 +150,16 @@ def test_a_corrupt_folder_listing_is_detected(cache, tmp_path):
     os.chmod(obj, 0o644)
     Path(obj).write_text('{"a.txt": "0000"}')
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("data/dir", digest, True)
+        cache.restore_outs({"data/dir": digest}, ["data/dir"])
     assert "corrupt" in exc.value.reason
 
 
 def test_a_missing_object_is_a_cache_miss(cache, tmp_path):
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("out/x.txt", "ab" * 16, False)
+        cache.restore_outs({"out/x.txt": "ab" * 16}, [])
     assert "missing" in exc.value.reason
     with pytest.raises(CacheMiss):
-        cache.restore_out("out/d", "cd" * 16, True)
+        cache.restore_outs({"out/d": "cd" * 16}, ["out/d"])
 
 
 def test_an_object_stored_under_the_wrong_digest_is_never_restored(cache, tmp_path):
@@ -174,7 +174,7 @@ def test_an_object_stored_under_the_wrong_digest_is_never_restored(cache, tmp_pa
         return
     path.unlink()
     with pytest.raises(CacheMiss) as exc:
-        cache.restore_out("out/x.txt", wrong, False)
+        cache.restore_outs({"out/x.txt": wrong}, [])
     assert "corrupt" in exc.value.reason
     assert not path.exists()
     assert not cache.has(wrong)
@@ -190,7 +190,7 @@ def test_objects_are_read_only(cache, tmp_path):
 def test_a_restored_file_is_writable_and_not_linked_to_its_object(cache, tmp_path):
     digest = _store(cache, "out/x.txt", b"original\n")
     (tmp_path / "out/x.txt").unlink()
-    cache.restore_out("out/x.txt", digest, False)
+    cache.restore_outs({"out/x.txt": digest}, [])
     ws, obj = tmp_path / "out/x.txt", Path(cache.path_of(digest))
     assert os.access(ws, os.W_OK)
     assert os.stat(ws).st_ino != os.stat(obj).st_ino
@@ -211,7 +211,7 @@ def test_editing_the_stored_source_in_place_leaves_the_object_intact(cache, tmp_
 
 def test_editing_a_restored_folder_file_leaves_the_object_intact(cache, tmp_path):
     digest, listing = _store_dir(cache, "data/dir", {"a.txt": b"A\n"})
-    cache.restore_out("data/dir", digest, True)
+    cache.restore_outs({"data/dir": digest}, ["data/dir"])
     with open(tmp_path / "data/dir/a.txt", "ab") as f:
         f.write(b"more")
     assert Path(cache.path_of(listing["a.txt"])).read_bytes() == b"A\n"
@@ -228,7 +228,7 @@ def test_copy_file_copies_large_files_exactly(tmp_path):
 def test_empty_file_round_trips(cache, tmp_path):
     digest = _store(cache, "out/empty", b"")
     (tmp_path / "out/empty").unlink()
-    cache.restore_out("out/empty", digest, False)
+    cache.restore_outs({"out/empty": digest}, [])
     assert (tmp_path / "out/empty").read_bytes() == b""
 
 
