@@ -492,7 +492,7 @@ def bench_tool(tool: Tool, wl: Workload, root: Path, master: Path, args, rec: Re
     tool.write_config(root, wl)
 
     # 1. full builds from scratch (state and outputs removed each time)
-    for r in range(R):
+    for _ in range(R):
         tool.clean(root)
         timed(M_FULL, tool.full(root))
         miss = missing_outs(root, wl)
@@ -504,10 +504,10 @@ def bench_tool(tool: Tool, wl: Workload, root: Path, master: Path, args, rec: Re
             timed(M_STATUS1, tool.status(root))
 
     # 2. no-op: everything up to date
-    for r in range(R):
+    for _ in range(R):
         timed(M_NOOP, tool.incremental(root), rebuilt_of=True)
     if tool.has_status:
-        for r in range(R):
+        for _ in range(R):
             timed(M_NOOP_STATUS, tool.status(root))
 
     # 3. one change: new content in one input
@@ -518,7 +518,7 @@ def bench_tool(tool: Tool, wl: Workload, root: Path, master: Path, args, rec: Re
 
     # 4. touch only: newer mtime, same content
     if wl.change_input and wl.touch:
-        for r in range(R):
+        for _ in range(R):
             touch(root, wl)
             timed(M_TOUCH, tool.incremental(root), rebuilt_of=True)
 
@@ -526,7 +526,7 @@ def bench_tool(tool: Tool, wl: Workload, root: Path, master: Path, args, rec: Re
     # "one change" target can be read as tool overhead + commands
     if tool.name == "pipetool" and wl.rebuild_set:
         by_name = {t.name: t for t in wl.targets}
-        for r in range(R):
+        for _ in range(R):
             t0 = time.perf_counter()
             for name in wl.rebuild_set:
                 subprocess.run(["bash", "-c", by_name[name].cmd], cwd=root, check=True)
@@ -618,9 +618,8 @@ def build_rows(rec: Recorder, tools: dict[str, Tool], workloads: dict[str, Workl
                 note = "rebuilt " + " ".join(f"{k[0]}={v}" for k, v in rebuilt.items())
                 if m == M_CHANGE:
                     note += f" (expect {wl.expected_rebuild})"
-                elif m in (M_TOUCH, M_NOOP):
-                    if rebuilt.get("pipetool", "0") != "0":
-                        note += "  <-- pipetool should rebuild 0"
+                elif m in (M_TOUCH, M_NOOP) and rebuilt.get("pipetool", "0") != "0":
+                    note += "  <-- pipetool should rebuild 0"
             if m == M_TOUCH and "ninja" in rebuilt and rebuilt["ninja"] != "0":
                 note += " (ninja: mtime)"
             label = wname if wname != "tiny" else "tiny (3 targets)"
@@ -779,7 +778,7 @@ def main(argv=None) -> int:
     if args.json:
         doc = {
             "machine": machine, "elapsed_s": elapsed, "reference": REFERENCE,
-            "args": {k: v for k, v in vars(args).items()},
+            "args": dict(vars(args).items()),
             "tools": {t.name: {"argv": t.argv, "version": t.version,
                                "skipped": None if t.available else t.why_missing}
                       for t in tools.values()},

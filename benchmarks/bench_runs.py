@@ -67,8 +67,8 @@ def bench_runs(root: str, n_runs: int, repeat: int) -> float:
         params = {"train": {"lr": 0.1 + (i % 7) / 100, "epochs": 10}}
         store_runs.start(conn, rid, parent, ["pipetool", "run"], "2026-11-25T00:00:00+00:00", params,
                          {"train.lr": params["train"]["lr"]}, [f"train.lr: 0.1 -> {params['train']['lr']}"], "run")
-        store_runs.record_targets(conn, rid, [(f"t{k}", "built", "f" * 32, "param changed", 0.1, {f"o{k}": "d" * 32}, [])
-                                              for k in range(5)])
+        rows = [(f"t{k}", "built", "f" * 32, "param changed", 0.1, {f"o{k}": "d" * 32}, []) for k in range(5)]
+        store_runs.record_targets(conn, rid, rows)
         store_runs.finish(conn, rid, "succeeded", "2026-11-25T00:00:01+00:00",
                           {"metrics/eval.json": {"acc": 0.9 + (i % 10) / 1000, "loss": 0.2}})
         parent = rid if i % 50 else None  # a forest of chains, as branching makes
@@ -122,7 +122,8 @@ def bench_branch(root: str, n: int, repeat: int) -> tuple[float, float, int]:
             with open(os.path.join(root, src), "w") as f:
                 f.write(f"{name}\n" * 100)
             deps = [src] + ([f"out/t{c:03d}_{k - 1}.txt"] if k else [])
-            cmd = f"cat {' '.join(deps)} > out/{name}.txt" + (f" && echo ${{chains.c{c}}} >> out/{name}.txt" if k == 0 else "")
+            extra = f" && echo ${{chains.c{c}}} >> out/{name}.txt" if k == 0 else ""
+            cmd = f"cat {' '.join(deps)} > out/{name}.txt{extra}"
             lines += [f"  {name}:", f"    cmd: {cmd}", f"    deps: [{', '.join(deps)}]", f"    outs: [out/{name}.txt]"]
     with open(os.path.join(root, "pipeline.yaml"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -140,7 +141,7 @@ def bench_branch(root: str, n: int, repeat: int) -> tuple[float, float, int]:
     samples = [once() for _ in range(repeat)]
     branch = statistics.median(s[0] for s in samples)
     # the same 10 commands, run alone with bash as pipetool runs them
-    chain = [f"cat in/t005_{k}.txt {'out/t005_%d.txt' % (k - 1) if k else ''} > /tmp/pt-bench-x.txt" for k in range(10)]
+    chain = [f"cat in/t005_{k}.txt {f'out/t005_{k - 1}.txt' if k else ''} > /tmp/pt-bench-x.txt" for k in range(10)]
     t = time.perf_counter()
     for c in chain:
         subprocess.run(["bash", "-c", c], cwd=root, check=True)

@@ -16,7 +16,10 @@ _WHERE = {
     "push": "remote.pushpull", "pull": "remote.pushpull",
     "check": "lint", "RunResult": "runflow", "PipetoolError": "errors",
 }
-__all__ = ["__version__", *_WHERE]
+__all__ = [  # noqa: RUF022 - the order of _WHERE: API, experiments, remote, the rest
+    "__version__", "load", "status", "run", "dag", "StatusReport", "runs", "show", "branch", "checkout", "diff",
+    "gc", "push", "pull", "check", "RunResult", "PipetoolError",
+]
 
 
 def __getattr__(name: str):

@@ -1,8 +1,9 @@
 """The Python API: everything the CLI does, as functions returning plain data."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .judge import judge_selection
 from .plan import FRESH, State, Verdict

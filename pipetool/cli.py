@@ -6,7 +6,8 @@ import inspect
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -29,7 +30,7 @@ app = typer.Typer(
 
 
 class Globals:
-    def __init__(self, directory: Optional[str], file: Optional[str]):
+    def __init__(self, directory: str | None, file: str | None):
         self.cwd = directory
         self.file = file
 
@@ -43,9 +44,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    directory: Optional[str] = typer.Option(None, "-C", "--directory", metavar="DIR",
+    directory: str | None = typer.Option(None, "-C", "--directory", metavar="DIR",
                                             help="Run as if started in DIR."),
-    file: Optional[str] = typer.Option(None, "-f", "--file", metavar="FILE",
+    file: str | None = typer.Option(None, "-f", "--file", metavar="FILE",
                                        help="Pipeline file (default: pipeline.yaml here or above)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
@@ -71,26 +72,28 @@ REMOTE = typer.Option(None, "--remote", metavar="URL",
 # The options `run` and `branch` share: declared once, added to each command by
 # `run_options`, and handed to the API as the keywords of `runconfig.run_request`.
 _RUN_OPTIONS: list[tuple[str, Any, Any]] = [  # (parameter, type, typer option)
-    ("jobs", Optional[int], typer.Option(None, "-j", "--jobs", min=1, show_default=False,
-                                          help="Targets run at once (default: the number of cores).")),
-    ("set_", Optional[List[str]], SET),
+    ("jobs", int | None, typer.Option(
+        None, "-j", "--jobs", min=1, show_default=False, help="Targets run at once (default: the number of cores).")),
+    ("set_", list[str] | None, SET),
     ("dry_run", bool, typer.Option(False, "-n", "--dry-run", help="Print what would run and why; run nothing.")),
-    ("force", bool, typer.Option(False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")),
-    ("keep_going", bool, typer.Option(False, "-k", "--keep-going",
-                                      help="After a failure, go on with what does not depend on it.")),
+    ("force", bool, typer.Option(
+        False, "--force", help="Rebuild the named targets (or all selected) even when fresh.")),
+    ("keep_going", bool, typer.Option(
+        False, "-k", "--keep-going", help="After a failure, go on with what does not depend on it.")),
     ("no_wait", bool, NO_WAIT),
     ("as_json", bool, JSON),
     # Beyond one machine (SPEC §8): where targets run, and the remote cache.
     ("executor", str, typer.Option("local", "--executor", metavar="local|dask", help="Where targets run.")),
-    ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS",
-                                              help="Dask scheduler address (default: $PIPETOOL_DASK_SCHEDULER, "
-                                                   "else a local cluster sized by -j).")),
-    ("resources", Optional[List[str]], typer.Option(
+    ("scheduler", str | None, typer.Option(
+        None, "--scheduler", metavar="ADDRESS",
+        help="Dask scheduler address (default: $PIPETOOL_DASK_SCHEDULER, else a local cluster sized by -j).")),
+    ("resources", list[str] | None, typer.Option(
         None, "--resources", metavar="NAME=N,...",
         help="What the machine has, e.g. gpu=2,mem_gb=32: a target's resources are held while it runs.")),
-    ("remote", Optional[str], REMOTE),
+    ("remote", str | None, REMOTE),
     ("no_push", bool, typer.Option(False, "--no-push", help="Do not upload what this run builds to the remote.")),
-    ("read_only", bool, typer.Option(False, "--read-only", help="Never write to the remote (e.g. CI jobs from forks).")),
+    ("read_only", bool, typer.Option(
+        False, "--read-only", help="Never write to the remote (e.g. CI jobs from forks).")),
 ]
 
 
@@ -119,7 +122,7 @@ def run_options(command: Callable[..., int]) -> Callable[..., int]:
 
 @app.command()
 @run_options
-def run(ctx: typer.Context, targets: Optional[List[str]] = TARGETS, *, options: dict[str, Any],
+def run(ctx: typer.Context, targets: list[str] | None = TARGETS, *, options: dict[str, Any],
         as_json: bool) -> int:
     """Build the targets and whatever they need that is stale.
 
@@ -155,9 +158,9 @@ def _finish_run(result: RunResult, rep: TerminalReporter, as_json: bool) -> int:
 @app.command()
 def status(
     ctx: typer.Context,
-    targets: Optional[List[str]] = TARGETS,
+    targets: list[str] | None = TARGETS,
     check: bool = typer.Option(False, "--check", help="Exit 1 when anything is stale or pending."),
-    set_: Optional[List[str]] = SET,
+    set_: list[str] | None = SET,
     as_json: bool = JSON,
 ) -> int:
     """Say what is stale or pending, and why; runs nothing.
@@ -237,7 +240,7 @@ def show(
 def branch(
     ctx: typer.Context,
     from_run: str = typer.Option(..., "--from", metavar="RUN", help="The run to branch from."),
-    targets: Optional[List[str]] = TARGETS,
+    targets: list[str] | None = TARGETS,
     *,
     options: dict[str, Any],
     as_json: bool,
@@ -281,7 +284,7 @@ def checkout(
 def diff(
     ctx: typer.Context,
     left: str = typer.Argument(..., metavar="RUN", help="The left side."),
-    right: Optional[str] = typer.Argument(None, metavar="[RUN]", help="The right side (default: the workspace)."),
+    right: str | None = typer.Argument(None, metavar="[RUN]", help="The right side (default: the workspace)."),
     as_json: bool = JSON,
 ) -> int:
     """Compare two runs (or a run and the workspace): params that differ, metrics side
@@ -305,7 +308,8 @@ def diff(
 def gc(
     ctx: typer.Context,
     keep_last: int = typer.Option(10, "--keep-last", min=0, metavar="N", help="Keep what the last N runs refer to."),
-    keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="RUN", help="Also keep this run's outputs (repeatable)."),
+    keep: list[str] | None = typer.Option(None, "--keep", metavar="RUN",
+                                          help="Also keep this run's outputs (repeatable)."),
     dry_run: bool = typer.Option(False, "-n", "--dry-run", help="Say what would be removed; remove nothing."),
     no_wait: bool = NO_WAIT,
 ) -> int:
@@ -331,8 +335,8 @@ TRANSFER_JOBS = typer.Option(16, "-j", "--jobs", min=1, help="Transfers in fligh
 @app.command()
 def push(
     ctx: typer.Context,
-    run_id: Optional[str] = typer.Argument(None, metavar="[RUN]", help="The run to push (default: the last run)."),
-    remote: Optional[str] = REMOTE,
+    run_id: str | None = typer.Argument(None, metavar="[RUN]", help="The run to push (default: the last run)."),
+    remote: str | None = REMOTE,
     jobs: int = TRANSFER_JOBS,
     no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
@@ -356,9 +360,9 @@ def push(
 @app.command()
 def pull(
     ctx: typer.Context,
-    targets: Optional[List[str]] = typer.Argument(None, metavar="[TARGET]...",
+    targets: list[str] | None = typer.Argument(None, metavar="[TARGET]...",
                                                   help="Targets whose outputs to put back (none: all)."),
-    remote: Optional[str] = REMOTE,
+    remote: str | None = REMOTE,
     jobs: int = TRANSFER_JOBS,
     no_wait: bool = NO_WAIT,
     as_json: bool = JSON,
@@ -393,7 +397,7 @@ def _print_sync(result: SyncResult, verb: str, as_json: bool) -> None:
 @app.command()
 def check(
     ctx: typer.Context,
-    set_: Optional[List[str]] = SET,
+    set_: list[str] | None = SET,
     as_json: bool = JSON,
 ) -> int:
     """Validate the pipeline without running anything: schema, params, graph, callables

@@ -2,7 +2,7 @@
 uses for content, fingerprints and cache keys."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import xxhash
 

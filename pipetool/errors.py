@@ -1,8 +1,8 @@
 """Typed errors that carry a message written for the user; the CLI renders them once."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -29,7 +29,7 @@ class Where:
 
 # A place, or a function finding it: finding one may mean parsing the file again for its
 # line marks, which only the error path should pay for.
-WhereLike = Union[Where, Callable[[], "Where | None"], None]
+WhereLike = Where | Callable[[], Where | None] | None
 
 
 class PipetoolError(Exception):

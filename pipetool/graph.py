@@ -45,7 +45,7 @@ class Graph:
 def build_graph(p: Pipeline) -> Graph:
     producer: dict[str, str] = {}
     for name, t in p.targets.items():
-        for i, out in enumerate(t.outs):
+        for out in t.outs:
             key = strip_dir(out)
             if key in producer:
                 other = producer[key]
@@ -211,10 +211,8 @@ def resolve_targets(p: Pipeline, g: Graph, names: list[str] | tuple[str, ...]) -
     """Map command-line names (target names or out paths) to target names."""
     out: list[str] = []
     for raw in names:
-        if raw in p.targets:
-            name = raw
-        else:
-            name = None
+        name: str | None = raw if raw in p.targets else None
+        if name is None:
             if raw:
                 for spelled in (raw, os.path.relpath(os.path.abspath(raw), p.root)):
                     key = strip_dir(os.path.normpath(spelled).replace(os.sep, "/"))

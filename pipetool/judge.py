@@ -6,8 +6,8 @@ upstream verdicts folded in by `plan.plan`), so the three can never disagree.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .fingerprint.hashing import Hasher
 from .fingerprint.trace import Trace, observe, observe_outs

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import PipetoolError
 from .spec.params import overrides_from
@@ -90,7 +90,7 @@ def _undeclared_reads(p, name: str) -> list[Finding]:
         if not w or w.startswith("-") or is_glob(w) or "$" in w or os.path.isabs(w):
             continue
         rel = os.path.normpath(w).replace(os.sep, "/")
-        if rel in seen or rel.startswith("..") or rel.startswith(".pipetool"):
+        if rel in seen or rel.startswith(("..", ".pipetool")):
             continue
         seen.add(rel)
         if not os.path.isfile(os.path.join(p.root, rel)):

@@ -6,8 +6,9 @@ what gives early cutoff (an upstream rebuilt to identical bytes leaves its hash 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Mapping
+from typing import Any, Final, Literal
 
 from .fingerprint.trace import CodePart, Trace, canonical
 from .store.records import Record

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import PipelineError
 from .spec.model import Pipeline, Target
@@ -81,7 +82,7 @@ def check_outs_inside(p: Pipeline, selected: list[str]) -> None:
     real_root = os.path.realpath(p.root)
     seen: dict[str, str] = {}
     for n in selected:
-        for i, out in enumerate(p.targets[n].outs):
+        for _i, out in enumerate(p.targets[n].outs):
             parent = os.path.dirname(out.rstrip("/"))
             if parent not in seen:
                 seen[parent] = os.path.realpath(os.path.join(p.root, parent))

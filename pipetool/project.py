@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from .graph import Graph, build_graph, check_sources, resolve_targets, select
 from .fingerprint.hashing import Hasher
-from .store.records import Record
+from .graph import Graph, build_graph, check_sources, resolve_targets, select
 from .spec.loader import load
 from .spec.model import Pipeline
 from .store.db import open_db
 from .store.lockfile import read_lock
-from .store.records import load_records
+from .store.records import Record, load_records
 from .store.statcache import StatCache
 
 

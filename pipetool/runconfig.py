@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import UsageError
 from .spec.params import overrides_from
@@ -71,6 +72,7 @@ def parse_resources(values: Iterable[str] | Mapping[str, float] | None) -> tuple
     if not values:
         return ()
     pairs: dict[str, float] = {}
+    items: list[tuple[str, Any]]  # (name, amount as given: a number or its text)
     if isinstance(values, Mapping):
         items = [(str(k), v) for k, v in values.items()]
     else:
@@ -80,10 +82,10 @@ def parse_resources(values: Iterable[str] | Mapping[str, float] | None) -> tuple
                 part = part.strip()
                 if not part:
                     continue
-                name, eq, amount = part.partition("=")
-                if not eq or not name.strip():
+                key, eq, value = part.partition("=")
+                if not eq or not key.strip():
                     raise UsageError(f"--resources: '{part}' is not NAME=AMOUNT (e.g. gpu=2,mem_gb=32)")
-                items.append((name.strip(), amount.strip()))
+                items.append((key.strip(), value.strip()))
     for name, amount in items:
         try:
             number = float(amount)

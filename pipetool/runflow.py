@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
 from .execute.placement import resolve_jobs
-from .execute.scheduler import (BUILT, FAILED, RESTORED, SKIPPED, WOULD_RUN, RunOptions, TargetResult,
-                                run_targets)
+from .execute.scheduler import BUILT, FAILED, RESTORED, SKIPPED, WOULD_RUN, RunOptions, TargetResult, run_targets
 from .judge import judge_selection
 from .plan import Verdict
 from .project import Project

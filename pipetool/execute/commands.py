@@ -15,8 +15,9 @@ import selectors
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Callable
+from typing import IO
 
 from .jobs import JobKey, Outcome
 
@@ -92,7 +93,7 @@ class CommandRunner:
                     self._read(key.fileobj, key.data[1])
                 else:  # "exit": the pidfd of a child that closed its output early
                     sel.unregister(key.fileobj)
-                    os.close(key.fileobj)
+                    os.close(key.fd)
                     self._report(key.data[1])
         sel.close()
         os.close(self._wake_r)
@@ -138,7 +139,7 @@ class CommandRunner:
             return
         if chunk:
             if child.log is None:
-                child.log = open(child.log_path, "wb")
+                child.log = open(child.log_path, "wb")  # noqa: SIM115 - closed when the child's output ends
             child.log.write(chunk)
             return
         self._sel.unregister(pipe)

@@ -16,7 +16,8 @@ import secrets
 import signal
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import PipetoolError, UsageError
 from .daskworker import probe, run_job, stop_run

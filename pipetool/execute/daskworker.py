@@ -57,7 +57,7 @@ def run_job(job: Job, token: str) -> Outcome:
         if token in _stopped:
             return Outcome(job.key, False, "interrupted", 0.0)
     try:
-        log = open(job.log_path, "ab")
+        log = open(job.log_path, "ab")  # noqa: SIM115 - the `with log:` below closes it
     except OSError as exc:
         return Outcome(job.key, False, f"cannot write its log {job.log_path}: {exc.strerror}", 0.0)
     with log:
@@ -87,7 +87,7 @@ def run_job(job: Job, token: str) -> Outcome:
     if payload is not None and rc == 0:
         try:
             return pickle.loads(out)
-        except Exception as exc:  # noqa: BLE001 - the child wrote something else: say so
+        except Exception as exc:
             return Outcome(job.key, False, f"no result from the Python child: {exc}",
                            time.perf_counter() - start)
     msg = "" if rc == 0 else (f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}")

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from .commands import CommandRunner, Spawn, signal_group
 from .jobs import Job, Outcome
@@ -24,7 +25,7 @@ class LocalExecutor:
     def __init__(self, jobs: int):
         self.jobs = max(1, jobs)
         self._done: queue.Queue[Outcome] = queue.Queue()
-        self._pool = None  # loky executor, started on the first Python target
+        self._pool: Any = None  # loky executor, started on the first Python target
         # Resolved once: a bare "bash" costs a PATH search on every spawn.
         self._bash = shutil.which("bash") or "/bin/bash"
         self._env: dict[bytes, bytes] | None = None

@@ -6,7 +6,7 @@ that chooses between the local and the Dask executor (`make_executor`).
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..runconfig import RunConfig
 from .jobs import Executor

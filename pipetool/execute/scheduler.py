@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ..graph import Graph
 from ..judge import Judgement

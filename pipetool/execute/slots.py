@@ -6,7 +6,7 @@ target per job slot, on a laptop that declares nothing.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 Need = Iterable[tuple[str, float]]  # a target's `resources`: (name, amount) pairs
 

@@ -27,11 +27,22 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import PipelineError, WhereLike
 from ..digests import hash_bytes
+from ..errors import PipelineError, WhereLike
 from .pkgversions import STDLIB, is_editable, package_of
-from .pyast import (FUNCS, AssignBinding, Binding, DefBinding, FromBinding, ImportBinding, StarImport, ast_digest,
-                    collect_bindings, global_reads, normalized_dump)
+from .pyast import (
+    FUNCS,
+    AssignBinding,
+    Binding,
+    DefBinding,
+    FromBinding,
+    ImportBinding,
+    StarImport,
+    ast_digest,
+    collect_bindings,
+    global_reads,
+    normalized_dump,
+)
 
 
 @dataclass(frozen=True)
@@ -141,10 +152,7 @@ def read_signature(path: str, ref: str, where: WhereLike) -> Signature:
     body = tree.body
     node = None
     for part in qual:
-        node = next(
-            (n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part),
-            None,
-        )
+        node = next((n for n in body if isinstance(n, (*FUNCS, ast.ClassDef)) and n.name == part), None)
         if node is None:
             break
         body = node.body if isinstance(node, ast.ClassDef) else []
@@ -227,8 +235,7 @@ class _Closure:
         name = self._names.get(path)
         if name is None:
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")[:-3]
-            if rel.endswith("/__init__"):
-                rel = rel[: -len("/__init__")]
+            rel = rel.removesuffix("/__init__")
             name = self._names[path] = rel.replace("/", ".")
         return name
 

@@ -14,6 +14,7 @@ import stat as statmod
 import threading
 import time
 from dataclasses import dataclass, field
+
 import xxhash
 
 from ..digests import listing_digest

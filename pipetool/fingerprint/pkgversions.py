@@ -2,6 +2,7 @@
 (nothing imported): what a callable's use of a third-party package counts as."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -9,38 +10,35 @@ import sys
 # -- installed packages ---------------------------------------------------------------
 
 STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
-_DISTS: dict[str, tuple[str, str | None, str]] | None = None  # normalized name -> (name, version, info dir)
-_TOPS: dict[str, str] | None = None  # top-level module -> normalized distribution name
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
+@functools.cache
 def _dist_index() -> dict[str, tuple[str, str | None, str]]:
     """Installed distributions from the `*.dist-info` / `*.egg-info` folders on sys.path
-    (first one wins, as for imports); no importlib.metadata (its import alone costs more)."""
-    global _DISTS
-    if _DISTS is None:
-        index: dict[str, tuple[str, str | None, str]] = {}
-        for entry in sys.path:
-            if not entry or not os.path.isdir(entry):
+    (first one wins, as for imports): normalized name -> (name, version, info dir). Read
+    once per process; no importlib.metadata (its import alone costs more)."""
+    index: dict[str, tuple[str, str | None, str]] = {}
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".dist-info"):
+                name, _, version = n[: -len(".dist-info")].partition("-")
+            elif n.endswith(".egg-info"):
+                name, _, rest = n[: -len(".egg-info")].partition("-")
+                version = rest.split("-py")[0]
+            else:
                 continue
-            try:
-                names = os.listdir(entry)
-            except OSError:
-                continue
-            for n in names:
-                if n.endswith(".dist-info"):
-                    name, _, version = n[: -len(".dist-info")].partition("-")
-                elif n.endswith(".egg-info"):
-                    name, _, rest = n[: -len(".egg-info")].partition("-")
-                    version = rest.split("-py")[0]
-                else:
-                    continue
-                index.setdefault(_norm(name), (name, version or None, os.path.join(entry, n)))
-        _DISTS = index
-    return _DISTS
+            index.setdefault(_norm(name), (name, version or None, os.path.join(entry, n)))
+    return index
 
 
 def _dist_version(info_dir: str) -> str | None:
@@ -50,38 +48,35 @@ def _dist_version(info_dir: str) -> str | None:
                 head = f.read(4096).decode("utf-8", "replace")
         except OSError:
             continue
-        m = re.search(r"^Version:\s*(\S+)", head, re.M)
+        m = re.search(r"^Version:\s*(\S+)", head, re.MULTILINE)
         if m:
             return m.group(1)
     return None
 
 
+@functools.cache
 def _top_level_map() -> dict[str, str]:
     """Top-level module -> distribution, for modules not named after their distribution
     (sklearn, yaml, PIL): from top_level.txt, else RECORD. Built only when needed."""
-    global _TOPS
-    if _TOPS is None:
-        tops: dict[str, str] = {}
-        for key, (_, _, info_dir) in _dist_index().items():
-            names: set[str] = set()
+    tops: dict[str, str] = {}
+    for key, (_, _, info_dir) in _dist_index().items():
+        names: set[str] = set()
+        try:
+            with open(os.path.join(info_dir, "top_level.txt"), encoding="utf-8", errors="replace") as f:
+                names = {line.strip() for line in f if line.strip()}
+        except OSError:
             try:
-                with open(os.path.join(info_dir, "top_level.txt"), encoding="utf-8", errors="replace") as f:
-                    names = {line.strip() for line in f if line.strip()}
+                with open(os.path.join(info_dir, "RECORD"), encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        first = line.split(",", 1)[0].split("/", 1)[0]
+                        first = first.removesuffix(".py")
+                        if first and first.isidentifier():
+                            names.add(first)
             except OSError:
-                try:
-                    with open(os.path.join(info_dir, "RECORD"), encoding="utf-8", errors="replace") as f:
-                        for line in f:
-                            first = line.split(",", 1)[0].split("/", 1)[0]
-                            if first.endswith(".py"):
-                                first = first[:-3]
-                            if first and first.isidentifier():
-                                names.add(first)
-                except OSError:
-                    pass
-            for name in names:
-                tops.setdefault(name, key)
-        _TOPS = tops
-    return _TOPS
+                pass
+        for name in names:
+            tops.setdefault(name, key)
+    return tops
 
 
 def _dist_of(module: str) -> tuple[str, str | None, str] | None:

@@ -4,8 +4,9 @@ global scope. Pure functions over `ast` trees; nothing is imported or run."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any
 
 from ..digests import hash_bytes
 
@@ -15,7 +16,7 @@ _DOC_HOLDERS = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _SKIPPED_FIELDS = frozenset(("type_comment", "kind"))  # `# type:` comments, u"" prefixes
 
 
-def _has_docstring(body: list) -> bool:
+def _has_docstring(body: Any) -> bool:
     return bool(body) and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
         and isinstance(body[0].value.value, str)
 
@@ -42,9 +43,9 @@ def _dump(root: Any, out: list[str]) -> None:
             for name in node._fields:
                 if name in _SKIPPED_FIELDS:
                     continue
-                value = getattr(node, name, None)
+                value: Any = getattr(node, name, None)
                 if doc_holder and name == "body" and _has_docstring(value):
-                    value = value[1:]
+                    value = value[1:]  # a body with a docstring is a non-empty list
                 label = _FIELD_TEXT.get(name)
                 if label is None:
                     label = _FIELD_TEXT[name] = _Text(name + "=")
@@ -127,7 +128,7 @@ class FromBinding:
     name: str
 
 
-Binding = Union[DefBinding, AssignBinding, ImportBinding, FromBinding]
+Binding = DefBinding | AssignBinding | ImportBinding | FromBinding
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def _header_parts(n: ast.AST) -> list[ast.AST]:
     """What a def, class, lambda or comprehension evaluates in its *enclosing* scope."""
     if isinstance(n, _FUNCLIKE):
         a = n.args
-        parts: list[ast.AST] = list(a.defaults) + [d for d in a.kw_defaults if d is not None]
+        parts: list[ast.AST] = [*a.defaults, *(d for d in a.kw_defaults if d is not None)]
         if not isinstance(n, ast.Lambda):
             parts += n.decorator_list
             parts += [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs if x.annotation]
@@ -226,7 +227,7 @@ def _header_parts(n: ast.AST) -> list[ast.AST]:
                 parts.append(n.returns)
         return parts
     if isinstance(n, ast.ClassDef):
-        return list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]
+        return [*n.decorator_list, *n.bases, *(k.value for k in n.keywords)]
     if isinstance(n, _COMPS):
         return [n.generators[0].iter]
     return []
@@ -283,9 +284,7 @@ def _scan(parts: list[ast.AST], params: set[str], visible: frozenset, is_class: 
         elif isinstance(n, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name.split(".")[0]) for a in n.names if a.name != "*")
         else:
-            if isinstance(n, ast.ExceptHandler) and n.name:
-                bound.add(n.name)
-            elif isinstance(n, _MATCH_NAMED) and n.name:
+            if (isinstance(n, ast.ExceptHandler) and n.name) or (isinstance(n, _MATCH_NAMED) and n.name):
                 bound.add(n.name)
             elif isinstance(n, ast.MatchMapping) and n.rest:
                 bound.add(n.rest)

@@ -12,11 +12,10 @@ from functools import cached_property
 from typing import Any, Literal
 
 from ..digests import hash_bytes, hash_strings
-from ..spec.paths import is_glob
-from .hashing import Hasher
 from ..spec.model import Pipeline, Target
 from ..spec.params import lookup
-
+from ..spec.paths import is_glob
+from .hashing import Hasher
 
 CodeKind = Literal["cmd", "python", "version"]
 CODE_KINDS: tuple[CodeKind, ...] = ("cmd", "python", "version")
@@ -134,7 +133,7 @@ def _own_code(p: Pipeline, t: Target) -> tuple[CodeKind, str, dict[str, str | No
 # Script digests by byte digest, for this process; the stat cache keeps them across runs
 # under a key no relative path can take ("/ast/<python>/<byte digest>").
 _SCRIPT_MEMO: dict[str, str] = {}
-_PY = "%d.%d" % sys.version_info[:2]
+_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def dep_digest(hasher: Hasher, path: str, mode: str = "auto") -> str | None:

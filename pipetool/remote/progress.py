@@ -29,7 +29,8 @@ class TerminalProgress(Progress):
         with self._lock:
             if self._bar is None:
                 from rich.console import Console
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+                from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+                from rich.progress import Progress as Bar
 
                 self._bar = Bar(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[moved]}"), TimeRemainingColumn(),

@@ -7,11 +7,11 @@ uploads a run's outputs with their run-cache entries (objects first, entries las
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, TypeGuard
 
 from ..errors import UsageError
-from ..store.records import Record
 from ..project import Project, open_project
 from ..putback import KEPT_ACTIONS
 from ..reporting import Reporter, or_quiet
@@ -21,10 +21,13 @@ from ..store import runs as store_runs
 from ..store.cache import Cache, CacheMiss
 from ..store.lockfile import read_lock
 from ..store.projectlock import ProjectLock, acquire
+from ..store.records import Record
+from ..store.runcache import CachedBuild
 from .backend import Remote, open_remote, remote_url
 from .progress import progress_for
 from .staging import Staging
 from .transfer import TRANSFER_JOBS, Stats, Transfers, lock_build
+
 
 @dataclass
 class SyncResult:
@@ -126,17 +129,18 @@ def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult
             continue
         wanted[name] = rec
 
-    def usable(entry, rec: Record) -> bool:
+    def usable(entry: CachedBuild | None, rec: Record) -> TypeGuard[CachedBuild]:
         return entry is not None and entry.outs == rec.outs
 
     cache = Cache(proj.root)
     staging = Staging(proj.root, cache)
     tr = Transfers(rem, cache, jobs, progress_for("pull"), sink=staging)
     try:
-        builds, described = {}, {}
+        builds: dict[str, CachedBuild] = {}
+        described: dict[str, CachedBuild] = {}
         for name, rec in wanted.items():
             local = runcache.lookup(conn, rec.fingerprint)
-            if usable(local, rec) and all(cache.has(d) for d in rec.outs.values()):
+            if usable(local, rec) and all(d is not None and cache.has(d) for d in rec.outs.values()):
                 builds[rec.fingerprint] = local
             else:  # the lock says which objects: fetched by digest, no entry to ask for
                 described[rec.fingerprint] = lock_build(name, rec)

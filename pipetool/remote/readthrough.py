@@ -148,7 +148,7 @@ class RemoteSession:
         except RemoteError as exc:
             self._failed(exc, "building locally")
 
-    def restore(self, outs: tuple[str, ...], fingerprint: str) -> tuple[dict[str, str] | None, str]:
+    def restore(self, outs: tuple[str, ...], fingerprint: str) -> tuple[dict[str, str | None] | None, str]:
         """Put back the remote's build of `fingerprint` (fetched now if the prefetch did not
         foresee it): its outs, or None and why not ("" when the remote has none)."""
         if fingerprint not in self.ready:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from ..store.records import Record
 from ..store.cache import Cache, CacheMiss
+from ..store.records import Record
 from ..store.runcache import CachedBuild
 from .backend import Remote, RemoteError
 
@@ -224,7 +225,7 @@ class Transfers:
             if path != final:
                 try:
                     fs.rm_file(path)
-                except Exception:  # noqa: BLE001 - best effort; the error that matters is raised
+                except Exception:
                     pass
             raise
 
@@ -307,7 +308,7 @@ def parse_entry(data: bytes, fingerprint: str) -> CachedBuild | None:
     if not (isinstance(dirs, list) and set(dirs) <= set(outs) and isinstance(execs, list)
             and all(isinstance(x, str) for x in execs)):
         return None
-    trace = doc.get("trace") if isinstance(doc.get("trace"), dict) else {}
+    trace = doc["trace"] if isinstance(doc.get("trace"), dict) else {}
     run_id = doc.get("run_id") if isinstance(doc.get("run_id"), str) else None
     return CachedBuild(fingerprint, str(doc.get("target", "")), outs, tuple(dirs), trace, run_id, tuple(execs))
 

@@ -5,11 +5,12 @@ import json
 import os
 import pickle
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 from .. import __version__
-from ..errors import PipelineError, UsageError, Where
 from ..digests import hash_bytes, hash_strings
+from ..errors import PipelineError, UsageError, Where
 from .interpolate import interpolate
 from .model import Check, Dep, Pipeline, Target
 from .params import (
@@ -191,7 +192,7 @@ def load(
         overrides=overrides,
         order=tuple(targets),
         remote=cache.head.get("remote"),
-        locate=lambda p, key=False: locate(p, key),
+        locate=locate,
         derive=lambda name, build: _derive(cache, name, build),
     )
 
@@ -209,7 +210,7 @@ def _derive(cache: _SpecCache, name: str, build):
 def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
     params: dict[str, Any] = doc.get("params") or {}
     for i, rel in enumerate(doc.get("params_files") or []):
-        where = lambda i=i: locate(("params_files", i))  # noqa: E731
+        where = partial(locate, ("params_files", i))
         norm = normalize(rel, root, "params file", where)
         params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
     return params
@@ -229,7 +230,7 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
             keys = keys or known_keys(params)
             raise PipelineError(
                 f"target '{name}' declares unknown param '{key}'{closest(key, keys)}",
-                lambda: locate(at + ("params", i)),
+                partial(locate, (*at, "params", i)),
             )
         if key not in declared:
             declared.append(key)
@@ -248,11 +249,11 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     deps = []
     for i, d in enumerate(raw.get("deps") or []):
         p, mode = (d, "auto") if isinstance(d, str) else (d["path"], d.get("hash", "auto"))
-        deps.append(Dep(normalize(p, root, f"target '{name}' dep", lambda: locate(at + ("deps", i))), mode))
+        deps.append(Dep(normalize(p, root, f"target '{name}' dep", partial(locate, (*at, "deps", i))), mode))
     outs: list[str] = []
     for field in ("outs", "metrics"):
         for i, o in enumerate(raw.get(field) or []):
-            norm = normalize(o, root, f"target '{name}' {field[:-1]}", lambda: locate(at + (field, i)))
+            norm = normalize(o, root, f"target '{name}' {field[:-1]}", partial(locate, (*at, field, i)))
             if norm not in outs:
                 outs.append(norm)
     metrics = tuple(normalize(m, root, "metric", None) for m in raw.get("metrics") or [])

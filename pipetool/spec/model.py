@@ -1,8 +1,9 @@
 """The validated pipeline model: frozen dataclasses, paths relative to the project root."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import Where
 

@@ -5,7 +5,9 @@ import copy
 import difflib
 import json
 import os
-from typing import Any, Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..errors import PipelineError, UsageError, Where, WhereLike
 
@@ -74,10 +76,10 @@ def read_params_file(path: str, shown: str, where: WhereLike, kind: str = "param
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PipelineError(f"{kind} is not valid JSON: {exc}", Where(shown)) from None
     elif ext == ".toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python < 3.11
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:
+            import tomli as tomllib
         try:
             value = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

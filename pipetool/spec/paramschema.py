@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from ..errors import PipelineError, WhereLike
 from ..digests import hash_bytes
+from ..errors import PipelineError, WhereLike
 from .paths import normalize
 
 MAX_DEPTH = 32  # how deep `$ref`s are followed when filling defaults

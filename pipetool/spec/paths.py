@@ -20,7 +20,7 @@ def normalize(raw: str, root: str, what: str, where: WhereLike) -> str:
         raise PipelineError(f"{what} is an empty path", where)
     if "\0" in text:
         raise PipelineError(f"{what} {raw!r} contains a NUL character", where)
-    is_dir = text.endswith("/") or text.endswith(os.sep)
+    is_dir = text.endswith(("/", os.sep))
     if os.path.isabs(text):
         rel = os.path.relpath(text, root)
         if rel == os.pardir or rel.startswith(os.pardir + os.sep):
@@ -37,7 +37,7 @@ def normalize(raw: str, root: str, what: str, where: WhereLike) -> str:
 
 
 def strip_dir(path: str) -> str:
-    return path[:-1] if path.endswith("/") else path
+    return path.removesuffix("/")
 
 
 def inside(path: str, folder: str) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import PipelineError, Where
 
@@ -53,12 +54,12 @@ def _describe(err) -> tuple[tuple, str, bool]:
         return path, f"{dotted(path)}: {err.message.replace(' is a required property', '')} is required", False
     if v == "type":
         expected = schema.get("type")
-        exp = " or ".join(expected) if isinstance(expected, list) else expected
+        exp = " or ".join(expected) if isinstance(expected, list) else str(expected)
         exp = {"array": "a list", "object": "a mapping", "string": "a string"}.get(exp, exp)
         got = type(err.instance).__name__
         got = {"list": "a list", "dict": "a mapping", "str": "a string", "NoneType": "empty"}.get(got, got)
         return path, f"{dotted(path)} must be {exp}, not {got}", False
-    if v == "oneOf" and path and path[-2:-1] == ("deps",) or (len(path) >= 2 and path[-2] == "deps"):
+    if (v == "oneOf" and path and path[-2:-1] == ("deps",)) or (len(path) >= 2 and path[-2] == "deps"):
         return path, f"{dotted(path)} must be a path or {{path: P, hash: bytes}}", False
     if v == "pattern" and len(path) >= 1 and path[-1] == "python":
         return path, f"{dotted(path)} must be 'module:function' (e.g. src.train:train), not {err.instance!r}", False

@@ -5,6 +5,7 @@ number), duplicate keys are errors, and what aliases and nesting can expand to i
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -35,9 +36,9 @@ def core_scalar(text: str) -> Any:
     if _INT10.match(text):
         return int(text)
     if _INT8.match(text):
-        return int(text[2:], 8)
+        return int(text, 0)
     if _INT16.match(text):
-        return int(text[2:], 16)
+        return int(text, 0)
     if _FLOAT.match(text):
         return float(text)
     if _INF.match(text):
@@ -48,21 +49,19 @@ def core_scalar(text: str) -> Any:
 
 
 _PLAIN = "!pipetool/plain"
-_LOADER = None
 
 
-def _loader():
+@functools.cache
+def _loader() -> Any:
     """A safe loader whose only implicit resolution tags every plain scalar `_PLAIN`:
     we resolve plain scalars by the 1.2 core schema ourselves, and a written `!!str`
-    keeps its tag (anchors and odd line endings included)."""
-    global _LOADER
-    if _LOADER is None:
-        import yaml
+    keeps its tag (anchors and odd line endings included). Made once per process."""
+    import yaml
 
-        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        _LOADER = type("PlainLoader", (base,), {"yaml_implicit_resolvers": {}})
-        _LOADER.add_implicit_resolver(_PLAIN, re.compile(r".*", re.S), None)
-    return _LOADER
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: Any = type("PlainLoader", (base,), {"yaml_implicit_resolvers": {}})
+    loader.add_implicit_resolver(_PLAIN, re.compile(r".*", re.DOTALL), None)
+    return loader
 
 
 Marks = dict  # path tuple -> (Where of the key or None, Where of the value)

@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import stat as statmod
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from ..digests import listing_digest
 from ..fingerprint.hashing import BLOCK
@@ -32,20 +33,22 @@ class CacheMiss(Exception):
         self.reason = reason
 
 
-_reflink_works = True  # until a filesystem says otherwise
+class _Reflink:
+    """Whether reflinks are worth trying in this process: until a filesystem says no."""
+
+    works = True
 
 
 def copy_file(src: str, dst: str) -> None:
     """Copy bytes: reflink if possible, else copy_file_range, else a plain copy."""
-    global _reflink_works
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        if _reflink_works:
+        if _Reflink.works:
             try:
                 fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
                 return
             except OSError as exc:
                 if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS):
-                    _reflink_works = False
+                    _Reflink.works = False
         size = os.fstat(fin.fileno()).st_size
         try:
             copied = 0
@@ -59,7 +62,8 @@ def copy_file(src: str, dst: str) -> None:
             fin.seek(copied)
             fout.seek(copied)
         except (AttributeError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            unsupported = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+            if isinstance(exc, OSError) and exc.errno not in unsupported:
                 raise
             fin.seek(0)
             fout.seek(0)

@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any
 
-from ..errors import StateError
 from ..digests import hash_bytes
+from ..errors import StateError
 from .records import TRACE_KEYS, Record
 
 LOCK_NAME = "pipetool.lock"
@@ -30,7 +30,8 @@ def read_lock(root: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateError(f"{LOCK_NAME} is not valid JSON ({exc}); restore it from version control or delete it") from None
+        raise StateError(
+            f"{LOCK_NAME} is not valid JSON ({exc}); restore it from version control or delete it") from None
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(data.get("targets"), dict):
         raise StateError(f"{LOCK_NAME} is not a version {LOCK_VERSION} pipetool lock file")
     for name, entry in data["targets"].items():

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import BusyError
 from .db import state_dir
@@ -48,7 +48,8 @@ def acquire(root: str, holder: str, wait: bool, on_wait: Callable[[str], None]) 
         other = _read_holder(fd)
         if not wait:
             os.close(fd)
-            raise BusyError(f"the project is busy: {other} holds it (retry later, or drop --no-wait to wait)")
+            raise BusyError(
+                f"the project is busy: {other} holds it (retry later, or drop --no-wait to wait)") from None
         on_wait(f"waiting for {other} to finish…")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .db import with_tx
 
@@ -58,6 +59,7 @@ def save_record(
     outs: dict[str, str | None], run_id: str,
 ) -> None:
     """Record one target as built; called only after its command succeeded and outs exist."""
-    row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id, time.time())
+    row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id,
+           time.time())
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row))
 
