@@ -15,7 +15,7 @@ import numpy as np
 # Run as a script (`python src/evaluate.py`), so put the project root on sys.path to
 # import the shared helpers; src/common.py is listed among this target's deps.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from src.common import cross_entropy, predict_proba  # noqa: E402
+from src.common import cross_entropy, predict_proba
 
 
 def scores(W, b, X, y) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def main() -> None:
         "loss": round(loss, 4),
         "train_accuracy": round(train_acc, 4),
         "train_loss": round(train_loss, 4),
-        "n_test": int(len(split["y_test"])),
+        "n_test": len(split["y_test"]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -47,7 +47,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     X, y = make_rings(args.n_samples, args.classes, args.noise, rng)
     order = rng.permutation(args.n_samples)
-    n_test = int(round(args.n_samples * args.test_split))
+    n_test = round(args.n_samples * args.test_split)
     test, train = order[:n_test], order[n_test:]
 
     args.out.mkdir(parents=True, exist_ok=True)
