@@ -13,8 +13,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _pipetool_argv() -> list[str]:
@@ -97,7 +97,7 @@ class Project:
         p = subprocess.Popen(
             PIPETOOL + [str(a) for a in args], cwd=str(self.root), env=_env(env),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_default_sigint,
+            start_new_session=True, preexec_fn=_default_sigint,  # noqa: PLW1509 - resets one signal, takes no lock
         )
         self.popened.append(p)
         return p
@@ -323,6 +323,6 @@ def wait_started(project: Project, proc: subprocess.Popen, rel: str = "pid") -> 
 
     project.wait_for(written, 15, f"{rel} to be written")
     if proc.poll() is not None and not (path.exists() and path.read_text().strip()):
-        out, err = proc.communicate(timeout=5)
+        _out, err = proc.communicate(timeout=5)
         raise AssertionError(f"pipetool exited {proc.returncode} before the target started:\n{err}")
     return int(path.read_text())

@@ -256,8 +256,8 @@ def test_a_worker_that_does_not_see_the_project_fails_the_run_before_anything_ru
     """)
     addr = empty_cluster.scheduler_address
     worker = subprocess.Popen(
-        ["unshare", *flags, "sh", "-c", f"mount -t tmpfs tmpfs '{project.root}' && exec '{BIN}/dask' worker "
-         f"{addr} --nthreads 1 --no-dashboard --host 127.0.0.1 --name blind"],
+        ["unshare", *flags, "sh", "-c", (f"mount -t tmpfs tmpfs '{project.root}' && exec '{BIN}/dask' worker "
+         f"{addr} --nthreads 1 --no-dashboard --host 127.0.0.1 --name blind")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     project.kill_at_end.append(worker.pid)
     try:

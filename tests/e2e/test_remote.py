@@ -118,7 +118,7 @@ def test_a_fresh_clone_restores_every_target_from_the_remote_and_runs_nothing(pr
     res = ok(_pt(b, remote, "run", "--json", "--remote", remote.url))
     assert b.runs() == []
     actions = _actions(res)
-    assert {n: a for n, (a, _) in actions.items()} == {n: "restored" for n in TARGETS}
+    assert {n: a for n, (a, _) in actions.items()} == dict.fromkeys(TARGETS, "restored")
     assert all("from remote" in why for _, why in actions.values()), actions
     for rel in ("out/prep.txt", "out/feat/values.txt", "out/report.txt", "out/side.txt"):
         assert b.read(rel) == project.read(rel)
@@ -295,12 +295,12 @@ def test_an_unreachable_remote_is_a_warning_and_the_run_builds_locally(project):
     _source(project)
     env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"}
-    start = time.monotonic()
-    res = ok(project.pt("run", "--remote", "s3://bucket/cache", env=env, timeout=120))
+    res = ok(project.pt("run", "--remote", "s3://bucket/cache", env=env, timeout=120))  # a hang guard
     assert set(project.runs()) == TARGETS
-    assert "warning: remote s3://bucket/cache" in res.stderr
-    assert res.stderr.count("warning: remote") <= 2, res.stderr  # said once reading, once writing
-    assert time.monotonic() - start < 100
+    # said once reading (then the remote is left alone), once writing
+    assert res.stderr.count("warning: remote s3://bucket/cache: ") == 2, res.stderr
+    assert "; building locally\n" in res.stderr, res.stderr
+    assert "; this run's outputs were not uploaded\n" in res.stderr, res.stderr
 
 
 def test_status_imports_no_optional_backend_even_with_a_remote_configured(project):
@@ -311,6 +311,6 @@ def test_status_imports_no_optional_backend_even_with_a_remote_configured(projec
     project.pipeline(_with_remote("s3://bucket/cache"))
     code = ("import sys, pipetool\n"
             f"pipetool.status(cwd={str(project.root)!r})\n"
-            "print(sorted(m for m in ('fsspec', 's3fs', 'dask', 'distributed', 'joblib') if m in sys.modules))")
+            "print(sorted(m for m in ('fsspec', 's3fs', 'dask', 'distributed', 'loky', 'joblib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

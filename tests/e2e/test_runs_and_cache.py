@@ -12,8 +12,21 @@ from datetime import datetime
 
 import pytest
 
-from .support import (FAST_THEN_SLOW, wait_started, actions, cache_objects, experiment, group_members, ok, pid_alive, run_id, run_json,
-                      runs_json, show_json, status_json)
+from .support import (
+    FAST_THEN_SLOW,
+    actions,
+    cache_objects,
+    experiment,
+    group_members,
+    ok,
+    pid_alive,
+    run_id,
+    run_json,
+    runs_json,
+    show_json,
+    status_json,
+    wait_started,
+)
 
 MANIFEST_KEYS = {"id", "parent", "status", "started_at", "finished_at", "argv", "params", "overrides",
                  "targets", "metrics"}
@@ -33,12 +46,12 @@ def test_runs_json_lists_manifests_oldest_first_with_spec_fields(project, pt):
     data = runs_json(project)
     assert [m["id"] for m in data] == [first, second]
     for m in data:
-        assert MANIFEST_KEYS <= set(m), sorted(MANIFEST_KEYS - set(m))
+        assert set(m) >= MANIFEST_KEYS, sorted(MANIFEST_KEYS - set(m))
         assert m["status"] == "succeeded"
         assert _parse_time(m["started_at"]) <= _parse_time(m["finished_at"])
         assert set(m["targets"]) == {"prep", "train", "eval"}
         for name, t in m["targets"].items():
-            assert TARGET_KEYS <= set(t), (name, t)
+            assert set(t) >= TARGET_KEYS, (name, t)
             assert isinstance(t["fingerprint"], str) and t["fingerprint"], (name, t)
             assert isinstance(t["duration_s"], (int, float)) and t["duration_s"] >= 0
             assert isinstance(t["reason"], str)
@@ -150,7 +163,7 @@ def test_a_4_character_prefix_resolves_when_it_is_unique(project, pt):
 def test_an_ambiguous_prefix_is_exit_2_listing_the_candidates(project, pt):
     experiment(project)
     ids = [run_id(project, "run"), run_id(project, "run", "-S", "train.lr=0.1")]
-    common = os.path.commonprefix(ids)
+    common = os.path.commonprefix(ids)  # noqa: RUF071 - a string prefix is meant, not a path
     assert len(common) >= 4, ids  # ids made a moment apart share their time prefix
     for cmd in (["show", common], ["checkout", common], ["branch", "--from", common]):
         res = pt(*cmd)
@@ -494,7 +507,7 @@ def test_sigint_leaves_a_run_with_status_interrupted(project, pt):
     project.wait_for(lambda: len(group_members(bash_pid)) >= 2, 5, "bash to start its sleep child")
     proc.send_signal(signal.SIGINT)
     try:
-        out, err = proc.communicate(timeout=8)
+        _out, err = proc.communicate(timeout=8)
     except subprocess.TimeoutExpired:
         raise AssertionError("pipetool did not exit within 8s of SIGINT") from None
     assert proc.returncode == 130, err

@@ -105,7 +105,7 @@ def write_project(root: str, dag: Dag) -> None:
         for u, how in zip(t.ups, t.spellings):
             deps.append(dag.targets[u].dep_on(how))
             reads.append(dag.targets[u].written)
-        param = "${p.%s}" % t.name
+        param = f"${{p.{t.name}}}"
         mkdir = f"mkdir -p out/{t.name} && " if t.dir_out else ""
         if t.kind == "const":
             cmd = f"{mkdir}echo {t.name}-const > {t.written}"
@@ -268,7 +268,7 @@ def test_changing_a_param_reruns_only_its_target_and_what_reads_its_output(dag, 
         assert result.status == "succeeded"
         built = {n for n, r in result.targets.items() if r.action == "built"}
         assert built == names(dag, rebuilt_after(dag, {k}))
-        assert set(v.state for v in pipetool.status(cwd=root, set=override).targets.values()) == {"fresh"}
+        assert {v.state for v in pipetool.status(cwd=root, set=override).targets.values()} == {"fresh"}
         # the override applied to that invocation only: without it the param is back to 0
         assert states(root)[name] == "stale"
 

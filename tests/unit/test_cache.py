@@ -276,7 +276,7 @@ def test_restore_outs_puts_a_file_and_a_folder_back(cache, tmp_path):
     cache.restore_outs({"out/model.bin": fd, "data/dir/": dd}, ["data/dir/"])
     assert (tmp_path / "out/model.bin").read_bytes() == b"model"
     assert (tmp_path / "data/dir/s/b.txt").read_bytes() == b"B\n"
-    leftovers = [p for p in tmp_path.rglob("*pipetool-tmp*")]
+    leftovers = list(tmp_path.rglob("*pipetool-tmp*"))
     assert leftovers == []
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pipetool.fingerprint.codehash import canonical_value, code_entries, module_info
+from pipetool.fingerprint.hashing import Hasher
 from pipetool.fingerprint.pkgversions import package_of
 from pipetool.fingerprint.pyast import global_reads, normalized_dump, source_ast_digest
 from pipetool.fingerprint.trace import Trace, dep_digest
-from pipetool.fingerprint.hashing import Hasher
 from pipetool.plan import explain_trace
 
 

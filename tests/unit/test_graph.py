@@ -2,6 +2,7 @@
 errors; selection by target name or out path."""
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import pytest
@@ -239,7 +240,7 @@ def test_a_cycle_is_an_error_naming_every_target_on_it(project):
     assert chain[0] == chain[-1] and len(chain) == 4
     # the chain follows the data: each step is a real edge
     edges = {("c", "a"), ("a", "b"), ("b", "c")}
-    assert all((x, y) in edges for x, y in zip(chain, chain[1:]))
+    assert all((x, y) in edges for x, y in itertools.pairwise(chain))
     assert "entry" not in msg and "after" not in msg
 
 

@@ -255,6 +255,19 @@ def settle(*paths) -> None:
         time.sleep(0.01)
 
 
+def freeze_clock(monkeypatch, now_ns: int) -> None:
+    """The clock reads `now_ns` (the hashing moment is made explicit), and any sleep fails
+    the test: the racy rule must never wait for the clock."""
+    def no_sleep(seconds):
+        raise AssertionError(f"slept {seconds}s")
+
+    monkeypatch.setattr(time, "time_ns", lambda: now_ns)
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    for name, fake in (("time_ns", lambda: now_ns), ("sleep", no_sleep)):
+        if hasattr(hashing, name):  # in case the module imported the function by name
+            monkeypatch.setattr(hashing, name, fake)
+
+
 def make_entry(root, rel: str, hashed_at_ns: int, digest: str) -> StatEntry:
     """A StatEntry for the file as it stands, whatever fields this version keys on."""
     st = os.stat(root / rel)
@@ -293,16 +306,17 @@ def test_the_stat_cache_persists_in_the_sqlite_store(root, conn):
         conn2.close()
 
 
-def test_a_file_hashed_within_the_racy_window_of_its_change_is_rehashed(root, conn, hashed):
-    write(root, "a.txt", "content")  # changed now, hashed now
-    h1 = fresh_hasher(root, conn)
-    h1.digest("a.txt")
-    h1.cache.flush()
+def test_a_file_hashed_within_the_racy_window_of_its_change_is_rehashed(root, conn, hashed, monkeypatch):
+    write(root, "a.txt", "content")
     t = last_change(root / "a.txt")
-    if StatCache(conn).get("a.txt").hashed_at_ns > t + window_for(t):
-        pytest.skip("this machine took longer than the racy window between writing and hashing")
+    with monkeypatch.context() as m:
+        freeze_clock(m, t)  # hashed at the very moment of its change, however slow the machine
+        h1 = fresh_hasher(root, conn)
+        h1.digest("a.txt")
+        h1.cache.flush()
+    assert StatCache(conn).get("a.txt").hashed_at_ns == t
     hashed.clear()
-    fresh_hasher(root, conn).digest("a.txt")
+    assert fresh_hasher(root, conn).digest("a.txt") == xxhash.xxh3_128_hexdigest(b"content")
     assert hashed == ["a.txt"]
 
 
@@ -393,11 +407,11 @@ def test_a_stat_cache_without_a_store_still_hashes(root):
     h.cache.flush()  # no store: nothing to write, no error
 
 
-def test_the_racy_rule_costs_a_rehash_never_a_sleep(root, conn):
+def test_the_racy_rule_costs_a_rehash_never_a_sleep(root, conn, hashed, monkeypatch):
     write(root, "a.txt", "x")
-    t0 = time.monotonic()
+    freeze_clock(monkeypatch, last_change(root / "a.txt"))  # every invocation hashes it racily
     for _ in range(3):
         h = fresh_hasher(root, conn)
-        h.digest("a.txt")
+        assert h.digest("a.txt") == xxhash.xxh3_128_hexdigest(b"x")
         h.cache.flush()
-    assert time.monotonic() - t0 < 1.0
+    assert hashed == ["a.txt"] * 3

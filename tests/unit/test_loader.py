@@ -132,7 +132,7 @@ def test_dash_f_names_another_pipeline_file(proj):
 def test_a_missing_pipeline_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         pipetool.load(file="nope.yaml", cwd=str(tmp_path))
-    with pytest.raises(UsageError, match="no pipeline.yaml"):
+    with pytest.raises(UsageError, match=r"no pipeline\.yaml"):
         find_pipeline_file(cwd="/")
 
 

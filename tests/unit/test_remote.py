@@ -7,14 +7,14 @@ import os
 import pytest
 import xxhash
 
-from pipetool.errors import StateError, UsageError
 from pipetool.digests import listing_digest
-from pipetool.store.records import Record
+from pipetool.errors import StateError, UsageError
 from pipetool.remote.backend import REMOTE_ENV, open_remote, remote_url
 from pipetool.remote.staging import Staging
 from pipetool.remote.transfer import Transfers, entry_bytes, lock_build, parse_entry
 from pipetool.store.cache import Cache, admit_verified
 from pipetool.store.lockfile import read_lock
+from pipetool.store.records import Record
 from pipetool.store.runcache import CachedBuild
 
 FP = "0123456789abcdef0123456789abcdef"
@@ -22,8 +22,8 @@ D1 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 
 def _build(**kw) -> CachedBuild:
-    base = dict(fingerprint=FP, target="t", outs={"out/a.txt": D1}, dirs=(), trace={"code": "cmd:x"},
-                run_id="r1", execs=())
+    base = {"fingerprint": FP, "target": "t", "outs": {"out/a.txt": D1}, "dirs": (), "trace": {"code": "cmd:x"},
+            "run_id": "r1", "execs": ()}
     base.update(kw)
     return CachedBuild(**base)
 
@@ -133,7 +133,7 @@ def test_objects_go_up_before_entries_and_come_back_verified(tmp_path):
     assert up.push_builds([build]) == []
     up.close()
     assert up.stats.objects_up == 1 and up.stats.entries_up == 1
-    assert not [p for p in (tmp_path / "remote").rglob("*.tmp")]
+    assert not list((tmp_path / "remote").rglob("*.tmp"))
     again = Transfers(remote, cache)
     again.push_builds([build])
     assert again.stats.objects_up == 0 and again.stats.objects_present == 1

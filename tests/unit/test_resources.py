@@ -7,7 +7,6 @@ from pipetool.errors import UsageError
 from pipetool.execute.slots import Slots, too_big
 from pipetool.runconfig import make_config, parse_resources
 
-
 # --- parse_resources ---------------------------------------------------------------------
 
 def test_resources_parse_into_sorted_name_amount_pairs():

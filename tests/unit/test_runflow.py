@@ -149,7 +149,7 @@ def test_a_dry_run_records_nothing_and_says_what_would_run(project):
 
 
 def test_branch_puts_the_base_runs_outputs_back_and_records_it_as_parent(project):
-    root, made, files, _ = project
+    root, _made, files, _ = project
     first = run(root)
     (root / "in.txt").write_text("2")
     files["a"] = {"out/a.txt": "A2"}

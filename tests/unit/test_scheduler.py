@@ -3,8 +3,8 @@ processes, no files, no sleeps. The fake executor finishes jobs when the test sa
 (its `pick`), so orderings that depend on timing in a real run are chosen here."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
@@ -231,7 +231,7 @@ def test_a_restorable_target_runs_no_job_and_its_downstream_goes_on():
 
 def test_an_out_the_job_did_not_write_fails_the_target():
     w = World(pipeline(target("a", outs=["out/a", "out/a2"])), writes={"out/a2": None})
-    results, rep = run(w)
+    results, _rep = run(w)
     assert actions(results) == {"a": "failed"}
     assert results["a"].reason == "did not write its out out/a2"
     assert ("record", "a failed") in w.events and "a" not in w.records
