@@ -57,7 +57,7 @@ def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, 
 
 def check_callables(p: Pipeline, selected: list[str]) -> None:
     """Every required parameter of a selected callable must be one we can pass."""
-    from .fingerprint.codehash import read_signature, resolve_callable
+    from .fingerprint.modules import read_signature, resolve_callable
 
     for n in selected:
         t = p.targets[n]

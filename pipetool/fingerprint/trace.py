@@ -98,7 +98,8 @@ def code_part(p: Pipeline, t: Target) -> tuple[CodePart, dict[str, str | None] |
     kind, text, entries = _own_code(p, t)
     if not t.checks:
         return CodePart(kind, text), entries
-    from .codehash import code_entries, resolve_callable
+    from .codehash import code_entries
+    from .modules import resolve_callable
 
     checks = []
     entries = dict(entries or {})
@@ -123,7 +124,8 @@ def _own_code(p: Pipeline, t: Target) -> tuple[CodeKind, str, dict[str, str | No
     if t.cmd_template is not None:
         return "cmd", t.cmd_template, None
     assert t.python is not None
-    from .codehash import code_entries, resolve_callable
+    from .codehash import code_entries
+    from .modules import resolve_callable
 
     path = resolve_callable(p.root, t.python, p.where("targets", t.name, "python"))
     entries = code_entries(p.root, t.python, path)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipetool.fingerprint.codehash import canonical_value, code_entries, module_info
+from pipetool.fingerprint.codehash import canonical_value, code_entries
 from pipetool.fingerprint.hashing import Hasher
+from pipetool.fingerprint.modules import module_info
 from pipetool.fingerprint.pkgversions import package_of
 from pipetool.fingerprint.pyast import global_reads, normalized_dump, source_ast_digest
 from pipetool.fingerprint.trace import Trace, dep_digest
@@ -402,7 +403,7 @@ def test_installed_packages_count_by_version_the_standard_library_not_at_all(pro
 
 def test_a_callable_of_an_installed_package_counts_by_its_version(proj):
     np = pytest.importorskip("numpy")
-    from pipetool.fingerprint.codehash import installed_module_file
+    from pipetool.fingerprint.modules import installed_module_file
 
     path = installed_module_file(proj.root, "numpy")
     assert code_entries(proj.root, "numpy:mean", path) == {"pkg numpy": np.__version__}
