@@ -7,22 +7,27 @@ What counts as a code change (SPEC §9), all read from source, nothing imported:
 - transitively, every function and class of the *project* (modules under the project root)
   that it references, resolved through the module's globals and imports
   (`from src.util import scale`, `import src.util as u; u.scale`, same-module helpers; a
-  class counts whole, methods included);
+  class counts whole, methods included), and through imports inside function bodies, which
+  bind names in their function as module-level ones bind globals;
 - module-level assignments (constants) those read: plain values (numbers, strings, bytes,
-  containers of them) by value, anything else by the assignment's normalized AST;
+  containers of them) by value, anything else by the assignment's normalized AST; then what
+  the module's import-time code does to the name (`modules.Effect`: `CFG["lr"] = 0.1`,
+  `CFG.update(...)`, a module-level call of a function of the module that sets it);
 - installed packages they reference, by version (from the `*.dist-info` folders on
   `sys.path`); the standard library does not count.
 
 Each of these is one entry of `code_entries()`, keyed so a reason can name it:
 `src.train:train`, `src.util:scale`, `const src.train:EPOCHS`, `module src.util` (a module
-used as a value, counted whole), `pkg numpy` (its version). Every file is parsed once per
-process and per state (path, mtime, ctime, size, inode).
+used as a value, counted whole), `pkg numpy` (its version). Code that uses neither local
+imports nor import-time effects gets the entries it always had. Every file is parsed once
+per process and per state (path, mtime, ctime, size, inode).
 """
 from __future__ import annotations
 
 import ast
 import builtins
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,11 +37,13 @@ from .pkgversions import STDLIB, is_editable, package_of
 from .pyast import (
     FUNCS,
     AssignBinding,
+    Binding,
     DefBinding,
-    FromBinding,
     ImportBinding,
+    LocalRead,
+    Read,
     ast_digest,
-    global_reads,
+    code_reads,
     normalized_dump,
 )
 
@@ -72,7 +79,7 @@ class _Closure:
     _modules: dict[str, str | None] = field(default_factory=dict)  # name -> file ("" namespace)
     _infos: dict[str, ModuleInfo] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict)  # file -> dotted module name
-    _chains: dict[tuple[str, tuple[str, ...]], list[_Thing]] = field(default_factory=dict)
+    _chains: dict[tuple[str, Read], list[_Thing]] = field(default_factory=dict)
 
     def project_module(self, name: str) -> str | None:
         """The file of a project module; "" for a folder without __init__.py; None when
@@ -128,33 +135,37 @@ class _Closure:
         info = self.info(path)
         mod = self.module_name(path)
         binds = info.bindings.get(name)
+        out: list[_Thing] = []
         if not binds:
             for star in info.stars:
                 target = self.absolute(path, star.level, star.module)
                 tpath = self.project_module(target)
                 if tpath:
-                    found = self.resolve_name(tpath, name, guard)
-                    if found:
-                        return found
+                    out = self.resolve_name(tpath, name, guard)
+                    if out:
+                        break
                 elif tpath is None:
                     pkg = self.module_thing(target)
                     if pkg is not None and pkg.kind == "pkg" and name not in _BUILTINS:
-                        return [pkg]
-            return []
-        out: list[_Thing] = []
-        for b in binds:
-            if isinstance(b, DefBinding):
-                out.append(_Thing("def", mod, name, path))
-            elif isinstance(b, AssignBinding):
-                out.append(_Thing("const", mod, name, path))
-            elif isinstance(b, ImportBinding):
-                t = self.module_thing(b.module)
-                if t is not None:
-                    out.append(t)
-            elif isinstance(b, FromBinding):
-                base = self.absolute(path, b.level, b.module)
-                out.extend(self.attribute(base, b.name, guard))
+                        out = [pkg]
+                        break
+        for b in binds or ():
+            out.extend(self.resolve_binding(path, name, b, guard))
+        if name in info.effects and _effects_on_const(binds or ()):
+            out.append(_Thing("const", mod, name, path))  # what import-time code does to it
         return list(dict.fromkeys(out))
+
+    def resolve_binding(self, path: str, name: str, b: Binding, guard: frozenset = frozenset()) -> list[_Thing]:
+        """What `name`, bound by `b` in the module at `path` (at module level or inside a
+        function), is."""
+        if isinstance(b, DefBinding):
+            return [_Thing("def", self.module_name(path), name, path)]
+        if isinstance(b, AssignBinding):
+            return [_Thing("const", self.module_name(path), name, path)]
+        if isinstance(b, ImportBinding):
+            t = self.module_thing(b.module)
+            return [t] if t is not None else []
+        return self.attribute(self.absolute(path, b.level, b.module), b.name, guard)
 
     def attribute(self, module: str, attr: str, guard: frozenset = frozenset()) -> list[_Thing]:
         """What `module.attr` is (`from module import attr`)."""
@@ -174,21 +185,36 @@ class _Closure:
             return [_Thing("module", module, path=path)]  # set at run time: count it whole
         return []
 
-    def resolve_chain(self, path: str, chain: tuple[str, ...]) -> list[_Thing]:
-        """What a dotted read (`u.scale`, `np.random.seed`) in the module at `path` is."""
-        key = (path, chain)
+    def resolve_read(self, path: str, read: Read) -> list[_Thing]:
+        """What a dotted read (`u.scale`, `np.random.seed`) in the module at `path` is,
+        through the module's globals or, for a `LocalRead`, through the import inside the
+        function that binds its head."""
+        key = (path, read)
         found = self._chains.get(key)
         if found is None:
-            found = self._chains[key] = self._resolve_chain(path, chain)
+            if isinstance(read, LocalRead):
+                head = self.resolve_binding(path, read.chain[0], read.binding)
+                found = self._walk(head, read.chain[1:])
+            else:
+                found = self._resolve_chain(path, read)
+            self._chains[key] = found
         return found
 
+    def resolve_chain(self, path: str, chain: tuple[str, ...]) -> list[_Thing]:
+        return self.resolve_read(path, chain)
+
     def _resolve_chain(self, path: str, chain: tuple[str, ...]) -> list[_Thing]:
-        if chain[0] in _BUILTINS and chain[0] not in self.info(path).bindings \
-                and not self.info(path).stars:
+        info = self.info(path)
+        if chain[0] in _BUILTINS and chain[0] not in info.bindings and not info.stars \
+                and chain[0] not in info.effects:
             return []
+        return self._walk(self.resolve_name(path, chain[0]), chain[1:])
+
+    def _walk(self, heads: list[_Thing], chain: tuple[str, ...]) -> list[_Thing]:
+        """Follow the attribute names after a chain's head through modules."""
         out: list[_Thing] = []
-        for t in self.resolve_name(path, chain[0]):
-            rest = chain[1:]
+        for t in heads:
+            rest = chain
             while t.kind == "module" and rest:
                 found = self.attribute(t.module, rest[0])
                 if len(found) != 1:
@@ -226,7 +252,7 @@ class _Closure:
             if digest is None:
                 digest = info.memo["module"] = ast_digest(info.tree)
             refs: list[_Thing] = []
-            for name in info.bindings:
+            for name in dict.fromkeys([*info.bindings, *info.effects]):
                 refs.extend(self.resolve_name(t.path, name))
             return digest, refs
         assert t.path is not None
@@ -238,11 +264,16 @@ class _Closure:
         if cached is None:
             cached = info.memo[memo_key] = self._digest_and_reads(info, t)
         digest, reads, extra = cached
-        refs = [x for chain in reads for x in self.resolve_chain(t.path, chain)]
+        refs = [x for read in reads for x in self.resolve_read(t.path, read)]
         refs.extend(extra)
         return digest, refs
 
-    def _digest_and_reads(self, info: ModuleInfo, t: _Thing):
+    def _digest_and_reads(self, info: ModuleInfo, t: _Thing) -> tuple[str | None, tuple[Read, ...], list[_Thing]]:
+        binds = info.bindings.get(t.name, ())
+        # What import-time code does to the name: it counts toward its const entry, or
+        # toward its def when a def or class binds it (`Model.limit = 3`).
+        effects = info.effects.get(t.name, ()) if t.kind == "const" or not _effects_on_const(binds) else ()
+        effect_reads = [r for e in effects for r in e.reads() if isinstance(r, LocalRead) or r[0] != t.name]
         if t.kind == "def":
             nodes = self.nodes_of(t)
             if not nodes:
@@ -250,25 +281,35 @@ class _Closure:
             extra = []
             if "." in t.name:  # a method: its class counts too (it may use self.other())
                 extra.append(_Thing("def", t.module, t.name.split(".")[0], t.path))
-            if len(nodes) == 1:
-                return ast_digest(nodes[0]), global_reads(nodes[0]), extra
-            text = "\n".join(normalized_dump(n) for n in nodes)
-            reads = tuple(dict.fromkeys(c for n in nodes for c in global_reads(n)))
+            if len(nodes) == 1 and not effects:
+                return ast_digest(nodes[0]), code_reads(nodes[0]), extra
+            text = "\n".join([*(normalized_dump(n) for n in nodes), *("m:" + e.dump() for e in effects)])
+            reads = tuple(dict.fromkeys([*(r for n in nodes for r in code_reads(n)), *effect_reads]))
             return hash_bytes(text.encode("utf-8", "backslashreplace")), reads, extra
-        # const: every module-level statement binding the name
-        stmts = [b.stmt for b in info.bindings.get(t.name, ()) if isinstance(b, AssignBinding)]
+        # const: every module-level statement binding the name, then what import-time code
+        # does to it, in source order
+        stmts = [b.stmt for b in binds if isinstance(b, AssignBinding)]
         parts: list[str] = []
-        const_reads: dict[tuple[str, ...], None] = {}
+        const_reads: dict[Read, None] = {}
         for st in stmts:
             value = _plain_value(st, t.name)
             if value is not None:
                 parts.append("v:" + value)
                 continue
             parts.append("s:" + normalized_dump(st))
-            for c in global_reads(st):
-                if c[0] != t.name:
-                    const_reads[c] = None
+            for r in code_reads(st):
+                if isinstance(r, LocalRead) or r[0] != t.name:
+                    const_reads[r] = None
+        parts.extend("m:" + e.dump() for e in effects)
+        const_reads.update(dict.fromkeys(effect_reads))
         return hash_bytes("\n".join(parts).encode("utf-8", "backslashreplace")), tuple(const_reads), []
+
+
+def _effects_on_const(binds: Iterable[Binding]) -> bool:
+    """Whether what import-time code does to a name counts toward a const entry of it
+    (bound by an assignment, an import or not at all) rather than toward its def."""
+    kinds = {type(b) for b in binds}
+    return AssignBinding in kinds or DefBinding not in kinds
 
 
 def _plain_value(st: ast.AST, name: str) -> str | None:

@@ -1,10 +1,11 @@
 """Python source as data: a normalized AST (positions, docstrings, comments and layout do
-not count), module-level bindings, and what a piece of code reads from its module's
-global scope. Pure functions over `ast` trees; nothing is imported or run."""
+not count), module-level bindings, and what a piece of code reads: from its module's global
+scope, and through imports inside function bodies (which bind names as module-level ones
+do). Pure functions over `ast` trees; nothing is imported or run."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,24 +140,31 @@ class StarImport:
     module: str
 
 
+def import_bindings(st: ast.Import | ast.ImportFrom) -> list[tuple[str, ImportBinding | FromBinding]]:
+    """(name, binding) for each name an import statement binds, wherever it stands (a
+    star import binds no name it can say)."""
+    if isinstance(st, ast.Import):
+        out: list[tuple[str, ImportBinding | FromBinding]] = []
+        for a in st.names:
+            if a.asname:
+                out.append((a.asname, ImportBinding(a.name)))
+            else:
+                head = a.name.split(".")[0]
+                out.append((head, ImportBinding(head)))
+        return out
+    return [(a.asname or a.name, FromBinding(st.level, st.module or "", a.name)) for a in st.names if a.name != "*"]
+
+
 def collect_bindings(body: list[ast.stmt], b: dict[str, list[Binding]], stars: list[StarImport]) -> None:
     """Module-scope bindings, also those inside if/try/for/with/while/match blocks."""
     for st in body:
         if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             b.setdefault(st.name, []).append(DefBinding(st))
-        elif isinstance(st, ast.Import):
-            for a in st.names:
-                if a.asname:
-                    b.setdefault(a.asname, []).append(ImportBinding(a.name))
-                else:
-                    head = a.name.split(".")[0]
-                    b.setdefault(head, []).append(ImportBinding(head))
-        elif isinstance(st, ast.ImportFrom):
-            for a in st.names:
-                if a.name == "*":
-                    stars.append(StarImport(st.level, st.module or ""))
-                else:
-                    b.setdefault(a.asname or a.name, []).append(FromBinding(st.level, st.module or "", a.name))
+        elif isinstance(st, (ast.Import, ast.ImportFrom)):
+            if isinstance(st, ast.ImportFrom) and any(a.name == "*" for a in st.names):
+                stars.append(StarImport(st.level, st.module or ""))
+            for name, binding in import_bindings(st):
+                b.setdefault(name, []).append(binding)
         elif isinstance(st, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             if isinstance(st, ast.AnnAssign) and st.value is None:
                 continue  # `x: int` binds nothing
@@ -252,10 +260,28 @@ def _inner_parts(n: ast.AST) -> tuple[list[ast.AST], set[str]]:
     return [], set()
 
 
-def _scan(parts: list[ast.AST], params: set[str], visible: frozenset, is_class: bool,
-          found: dict[tuple[str, ...], None]) -> None:
+@dataclass(frozen=True)
+class LocalRead:
+    """A dotted read whose head an import inside a function (or class) body binds:
+    resolved through that import as a module-level one would be, from the same module."""
+
+    binding: ImportBinding | FromBinding
+    chain: tuple[str, ...]
+
+
+Read = tuple[str, ...] | LocalRead
+Visible = Mapping[str, tuple[ImportBinding | FromBinding, ...]]
+_MODULE, _FUNCTION, _CLASS = 0, 1, 2
+
+
+def _scan(parts: list[ast.AST], params: set[str], visible: Visible, scope: int,
+          found: dict[tuple[str, ...], None], local: dict[LocalRead, None]) -> None:
+    """Reads of one scope into `found` (globals) and `local` (names a local import binds);
+    `visible`: the names enclosing functions bind, with their import bindings (if any)."""
     bound = set(params)
     declared_global: set[str] = set()
+    nonlocals: set[str] = set()
+    imports: dict[str, list[ImportBinding | FromBinding]] = {}
     loads: list[tuple[str, ...]] = []
     nested: list[ast.AST] = []
     stack = list(parts)
@@ -280,31 +306,50 @@ def _scan(parts: list[ast.AST], params: set[str], visible: frozenset, is_class: 
         elif isinstance(n, ast.Global):
             declared_global.update(n.names)
         elif isinstance(n, ast.Nonlocal):
-            bound.update(n.names)
+            nonlocals.update(n.names)
         elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name.split(".")[0]) for a in n.names if a.name != "*")
+            for name, binding in import_bindings(n):
+                bound.add(name)
+                if scope != _MODULE:  # module-level imports are the module's bindings
+                    imports.setdefault(name, []).append(binding)
         else:
             if (isinstance(n, ast.ExceptHandler) and n.name) or (isinstance(n, _MATCH_NAMED) and n.name):
                 bound.add(n.name)
             elif isinstance(n, ast.MatchMapping) and n.rest:
                 bound.add(n.rest)
             stack.extend(ast.iter_child_nodes(n))
-    bound -= declared_global
+    bound -= declared_global | nonlocals  # they name bindings of other scopes
+    if scope == _CLASS:  # a class that imports uses what it imports (through self.name)
+        loads.extend((name,) for name in imports)
     for c in loads:
-        if c[0] not in bound and c[0] not in visible:
+        head = c[0]
+        via = imports.get(head) or (visible.get(head, ()) if head not in bound and head not in declared_global
+                                    else ())
+        for b in via:
+            local[LocalRead(b, c)] = None
+        if head in declared_global or (head not in bound and head not in nonlocals and head not in visible):
             found[c] = None
     # Names bound in a class body are not visible to the functions inside it.
-    inner_visible = visible if is_class else visible | bound
+    inner: Visible = visible
+    if scope != _CLASS:
+        outer = {k: v for k, v in visible.items() if k not in declared_global}
+        inner = {**outer, **{name: tuple(imports.get(name, ())) for name in bound}}
     for n in nested:
         body, p = _inner_parts(n)
-        _scan(body, p, inner_visible, isinstance(n, ast.ClassDef), found)
+        _scan(body, p, inner, _CLASS if isinstance(n, ast.ClassDef) else _FUNCTION, found, local)
+
+
+def code_reads(node: ast.AST) -> tuple[Read, ...]:
+    """What a def, class or module-level statement reads: dotted chains from its module's
+    global scope (`np.random.seed` as ("np", "random", "seed")), then `LocalRead`s of names
+    that imports inside a function or class body bind; in no particular order."""
+    found: dict[tuple[str, ...], None] = {}
+    local: dict[LocalRead, None] = {}
+    _scan([node], set(), {}, _MODULE, found, local)
+    return (*found, *local)
 
 
 def global_reads(node: ast.AST) -> tuple[tuple[str, ...], ...]:
-    """The dotted chains (`np.random.seed` as ("np", "random", "seed")) that a def, class or
-    module-level statement reads from its module's global scope, in no particular order."""
-    found: dict[tuple[str, ...], None] = {}
-    _scan([node], set(), frozenset(), False, found)
-    return tuple(found)
-
-
+    """The dotted chains that a def, class or module-level statement reads from its
+    module's global scope (names that local imports bind are not among them)."""
+    return tuple(r for r in code_reads(node) if not isinstance(r, LocalRead))

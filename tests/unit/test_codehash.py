@@ -12,9 +12,17 @@ import pytest
 
 from pipetool.fingerprint.codehash import canonical_value, code_entries
 from pipetool.fingerprint.hashing import Hasher
-from pipetool.fingerprint.modules import module_info
+from pipetool.fingerprint.modules import collect_effects, function_sets, module_info, mutated_names
 from pipetool.fingerprint.pkgversions import package_of
-from pipetool.fingerprint.pyast import global_reads, normalized_dump, source_ast_digest
+from pipetool.fingerprint.pyast import (
+    ImportBinding,
+    LocalRead,
+    code_reads,
+    collect_bindings,
+    global_reads,
+    normalized_dump,
+    source_ast_digest,
+)
 from pipetool.fingerprint.trace import Trace, dep_digest
 from pipetool.plan import explain_trace
 
@@ -189,6 +197,192 @@ def test_a_function_that_imports_inside_does_not_read_a_global():
         from src.util import scale
         return np.zeros(scale(1))
     ''') == set()
+
+
+# -- imports inside a function body bind local names (hardening item 3) -----------------
+
+
+def local_reads(src: str) -> set[tuple[str, str]]:
+    """(binding, chain) of each LocalRead of the first statement, as short text."""
+    out = set()
+    for r in code_reads(ast.parse(textwrap.dedent(src)).body[0]):
+        if isinstance(r, LocalRead):
+            b = r.binding
+            text = (f"import {b.module}" if isinstance(b, ImportBinding)
+                    else f"from {'.' * b.level}{b.module} import {b.name}")
+            out.add((text, ".".join(r.chain)))
+    return out
+
+
+def test_every_kind_of_local_import_binds_the_names_read_through_it():
+    assert local_reads('''
+    def f(flag):
+        from src.util import helper
+        import src.util as u
+        import src.other
+        from .rel import thing as t
+        from . import sibling
+        return helper(1), u.scale(2), src.other.g(3), t, sibling.h()
+    ''') == {("from src.util import helper", "helper"), ("import src.util", "u.scale"),
+              ("import src", "src.other.g"), ("from .rel import thing", "t"),
+              ("from . import sibling", "sibling.h")}
+
+
+def test_local_imports_in_nested_blocks_count_and_names_not_read_do_not():
+    assert local_reads('''
+    def f(flag):
+        if flag:
+            from src.a import x
+        try:
+            import src.b as b
+        except ImportError:
+            b = None
+        with open("f") as fh:
+            for _ in range(2):
+                from src.c import unused
+        return x, b.y
+    ''') == {("from src.a import x", "x"), ("import src.b", "b.y")}
+
+
+def test_a_local_import_is_seen_by_nested_functions_and_comprehensions_unless_they_rebind():
+    assert local_reads('''
+    def f(xs):
+        from src.util import helper, other
+        def inner():
+            return helper(1)
+        def shadow(other):
+            return other
+        def declared():
+            nonlocal helper
+            return helper
+        return [helper(x) for x in xs], inner, shadow, declared
+    ''') == {("from src.util import helper", "helper")}
+
+
+def test_a_local_import_shadows_a_global_of_the_same_name_in_its_function_only():
+    src = '''
+    def f():
+        from src.util import helper
+        return helper(1)
+    '''
+    assert reads(src) == set() and local_reads(src) == {("from src.util import helper", "helper")}
+    both = '''
+    def f():
+        global np
+        import numpy as np
+        return np.zeros(1)
+    '''
+    assert reads(both) == {"np.zeros"} and local_reads(both) == {("import numpy", "np.zeros")}
+
+
+def test_a_class_body_import_counts_as_used_and_module_level_imports_are_bindings_not_reads():
+    assert local_reads("class C:\n    from src.util import helper\n") == {("from src.util import helper", "helper")}
+    assert local_reads("if True:\n    from src.util import helper\n    helper(1)\n") == set()
+
+
+def test_global_reads_are_the_same_with_or_without_local_reads():
+    src = '''
+    def f(a):
+        from src.util import helper
+        return helper(a) + LIMIT + np.pi
+    '''
+    node = ast.parse(textwrap.dedent(src)).body[0]
+    assert [r for r in code_reads(node) if not isinstance(r, LocalRead)] == list(global_reads(node))
+    assert reads(src) == {"LIMIT", "np.pi"}
+
+
+# -- what a module does to its names at import time ---------------------------------------
+
+
+def effects(src: str) -> dict[str, list[str]]:
+    """name -> the statements (unparsed) of its effects, and `+fn` for a called function."""
+    tree = ast.parse(textwrap.dedent(src))
+    bindings: dict = {}
+    collect_bindings(tree.body, bindings, [])
+    out: dict = {}
+    collect_effects(tree.body, bindings, out)
+    return {k: [ast.unparse(e.stmt) + (f" +{e.func.name}" if e.func else "") for e in v] for k, v in out.items()}
+
+
+@pytest.mark.parametrize("stmt,names", [
+    ('CFG["lr"] = 0.1', ["CFG"]),
+    ("CFG.x = 1", ["CFG"]),
+    ('CFG["a"]["b"] = 1', ["CFG"]),
+    ('CFG["lr"] *= 2', ["CFG"]),
+    ("CFG.x: int = 1", ["CFG"]),
+    ("CFG.x: int", []),
+    ('del CFG["k"], OTHER.y', ["CFG", "OTHER"]),
+    ("CFG.update(lr=0.1)", ["CFG"]),
+    ("LIST.append(1)", ["LIST"]),
+    ('CFG["a"].update(b=1)', ["CFG"]),
+    ("np.random.seed(0)", ["np"]),
+    ('A["x"], (B.y, *C[0]) = 1, (2, [3])', ["A", "B", "C"]),
+    ("X = 1", []),
+    ("X += 1", []),
+    ("print(1)", []),
+    ("make().update(1)", []),
+])
+def test_mutated_names(stmt, names):
+    assert mutated_names(ast.parse(stmt).body[0]) == names
+
+
+def test_effects_in_source_order_inside_blocks_and_not_under_a_main_guard():
+    assert effects('''
+    CFG = {}
+    CFG["a"] = 1
+    if DEBUG:
+        CFG["b"] = 2
+    else:
+        for k in KEYS:
+            CFG[k] = 0
+    try:
+        CFG.update(load())
+    except OSError as exc:
+        LOG.append(exc)
+    def f():
+        CFG["c"] = 3
+    class K:
+        CFG["d"] = 4
+    if __name__ == "__main__":
+        CFG["e"] = 5
+    ''') == {"CFG": ["CFG['a'] = 1", "CFG['b'] = 2", "CFG[k] = 0", "CFG.update(load())"],
+              "LOG": ["LOG.append(exc)"]}
+
+
+def test_a_function_called_at_module_level_counts_toward_what_it_sets():
+    assert effects('''
+    LR = 0.0
+    CFG = {}
+    def init(scale):
+        global LR, SEED
+        LR = 0.1 * scale
+        SEED = 1
+        CFG["lr"] = LR
+        local = {}
+        local["x"] = 1
+    def not_called():
+        global LR
+        LR = 9
+    init(2)
+    print("ready")
+    ''') == {"CFG": ["init(2) +init"], "LR": ["init(2) +init"], "SEED": ["init(2) +init"]}
+    assert function_sets(ast.parse("def f(a):\n    a.x = 1\n    import m\n    m.y = 2\n    G.z = 3\n").body[0]) \
+        == {"G"}
+
+
+def test_the_block_around_an_effect_is_part_of_it():
+    src = "CFG = {}\nfor k in KEYS:\n    CFG[k] = 0\n"
+    a = effects_dump(src)
+    assert a != effects_dump(src.replace("KEYS", "OTHER_KEYS"))
+    assert a != effects_dump("CFG = {}\nif X:\n    pass\nelse:\n    CFG[k] = 0\n")
+    assert a == effects_dump("CFG = {}  # c\nfor k in KEYS:   # loop\n    CFG[ k ] = 0\n")
+
+
+def effects_dump(src: str) -> list[str]:
+    tree = ast.parse(src)
+    out: dict = {}
+    collect_effects(tree.body, {}, out)
+    return [e.dump() for e in out["CFG"]]
 
 
 # -- the closure of a callable -----------------------------------------------------------
@@ -455,6 +649,143 @@ def test_a_module_used_as_a_value_counts_whole(proj):
     proj("job.py", "import util\n\ndef go(name):\n    return getattr(util, name)(2)\n")
     e = entries(proj, "job:go")
     assert {"module util", "util:scale", "util:unrelated", "const util:FACTOR"} <= set(e)
+
+
+@pytest.mark.parametrize("body", [
+    "from src.util import scale\n    return scale(21)",
+    "import src.util as u\n    return u.scale(21)",
+    "import src.util\n    return src.util.scale(21)",
+    "from src import util\n    return util.scale(21)",
+    "from . import util\n    return util.scale(21)",
+    "from .util import scale as s\n    return s(21)",
+    "if True:\n        from .util import scale\n    return [scale(x) for x in (1, 2)]",
+    "from .util import scale\n    def inner():\n        return scale(21)\n    return inner()",
+])
+def test_imports_inside_the_body_are_followed_like_module_level_ones(proj, body):
+    proj("src/__init__.py", "")
+    proj("src/util.py", UTIL)
+    proj("src/job.py", f"def go():\n    {body}\n")
+    assert set(entries(proj, "src.job:go")) == {"src.job:go", "src.util:scale", "const src.util:FACTOR"}
+
+
+def test_an_import_inside_a_helper_is_followed_and_packages_count_by_version(proj):
+    np = pytest.importorskip("numpy")
+    proj("src/__init__.py", "")
+    proj("src/util.py", UTIL)
+    proj("src/steps.py", "def step():\n    import numpy\n    from src.util import scale\n"
+         "    return numpy.float64(scale(1))\n")
+    proj("src/job.py", "from src.steps import step\n\ndef go():\n    return step()\n")
+    e = entries(proj, "src.job:go")
+    assert set(e) == {"src.job:go", "src.steps:step", "src.util:scale", "const src.util:FACTOR", "pkg numpy"}
+    assert e["pkg numpy"] == np.__version__
+
+
+def test_a_local_import_binds_its_name_in_its_own_function_only(proj):
+    proj("util.py", UTIL)
+    proj("extra.py", "def scale(x):\n    return -x\n")
+    proj("job.py", '''
+        from extra import scale
+
+
+        def go():
+            from util import scale
+            return scale(1)
+
+
+        def glob():
+            return scale(2)
+
+
+        def elsewhere():
+            from extra import unrelated
+            return unrelated()
+    ''')
+    assert set(entries(proj, "job:go")) == {"job:go", "util:scale", "const util:FACTOR"}
+    assert set(entries(proj, "job:glob")) == {"job:glob", "extra:scale"}
+
+
+def test_without_local_imports_or_import_time_effects_entries_are_as_before(proj):
+    # The digests a project that uses neither construct had: the def's normalized AST,
+    # a plain constant by value; an upgrade of pipetool must not rebuild it.
+    from pipetool.digests import hash_bytes
+    from pipetool.fingerprint.pyast import ast_digest
+
+    path = proj("m.py", "N = 10\n\ndef go():\n    return N\n")
+    e = entries(proj, "m:go")
+    assert e == {"m:go": ast_digest(module_info(str(path)).tree.body[1]), "const m:N": hash_bytes(b"v:int:10")}
+
+
+def test_import_time_mutations_count_toward_the_constant(proj):
+    base = '''
+        CFG = {"lr": 0.01}
+        CFG["lr"] = 0.1
+        CFG.update(epochs=3)
+        OTHER = {}
+        OTHER["x"] = 1
+
+        def go():
+            return CFG
+    '''
+    proj("m.py", base)
+    before = entries(proj, "m:go")
+    assert set(before) == {"m:go", "const m:CFG"}
+    for old, new in [('CFG["lr"] = 0.1', 'CFG["lr"] = 0.2'), ("epochs=3", "epochs=4"),
+                     ('CFG["lr"] = 0.1', 'del CFG["lr"]')]:
+        proj("m.py", base.replace(old, new))
+        after = entries(proj, "m:go")
+        assert [k for k in after if after[k] != before[k]] == ["const m:CFG"], (old, new)
+    proj("m.py", base.replace('OTHER["x"] = 1', 'OTHER["x"] = 2').replace("0.1", "0.1  # same"))
+    assert entries(proj, "m:go") == before
+
+
+def test_a_mutation_reaches_what_it_reads_and_an_imported_name_gets_an_entry(proj):
+    proj("util.py", UTIL)
+    proj("cfg.py", "CFG = {}\n")
+    proj("m.py", '''
+        import numpy as np
+        from cfg import CFG
+        from util import scale
+
+        CFG["lr"] = scale(2)
+        np.random.seed(0)
+
+        def go():
+            return CFG["lr"], np.random.rand()
+    ''')
+    e = entries(proj, "m:go")
+    assert {"const cfg:CFG", "const m:CFG", "util:scale", "const util:FACTOR", "const m:np"} <= set(e), e
+
+
+def test_a_global_set_by_a_function_called_at_import_time(proj):
+    base = '''
+        def _init():
+            global LR
+            LR = BASE * 2
+
+        BASE = 0.05
+        _init()
+
+        def go():
+            return LR
+    '''
+    proj("m.py", base)
+    before = entries(proj, "m:go")
+    assert set(before) == {"m:go", "const m:LR", "const m:BASE"}
+    proj("m.py", base.replace("BASE * 2", "BASE * 3"))
+    after = entries(proj, "m:go")
+    assert [k for k in after if after[k] != before[k]] == ["const m:LR"]
+    proj("m.py", base.replace("_init()\n", "if __name__ == '__main__':\n    _init()\n"))
+    assert set(entries(proj, "m:go")) == {"m:go"}  # LR: set by no code that runs on import
+
+
+def test_a_change_made_to_a_class_at_import_time_counts_toward_the_class(proj):
+    base = "class Model:\n    limit = 1\n\nModel.limit = 3\n\ndef go():\n    return Model.limit\n"
+    proj("m.py", base)
+    before = entries(proj, "m:go")
+    assert set(before) == {"m:go", "m:Model"}
+    proj("m.py", base.replace("Model.limit = 3", "Model.limit = 4"))
+    after = entries(proj, "m:go")
+    assert [k for k in after if after[k] != before[k]] == ["m:Model"]
 
 
 def test_each_file_is_parsed_once_per_state(proj):
