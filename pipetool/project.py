@@ -3,7 +3,6 @@ used as a context manager (`with open_project(...) as proj:`), which closes the 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,8 @@ from .fingerprint.hashing import Hasher
 from .graph import Graph, build_graph, check_sources, resolve_targets, select
 from .spec.loader import load
 from .spec.model import Pipeline
-from .store.db import open_db
+from .store.db import StoreConnection, open_db
+from .store.failures import ReadOnlyError, StoreWriteError
 from .store.lockfile import read_lock
 from .store.records import Record, load_records
 from .store.statcache import StatCache
@@ -22,7 +22,7 @@ from .store.statcache import StatCache
 class Project:
     pipeline: Pipeline
     graph: Graph
-    conn: sqlite3.Connection | None
+    conn: StoreConnection | None
     stat_cache: StatCache
     hasher: Hasher
 
@@ -62,9 +62,9 @@ def open_project(
     p = load(file, cwd, overrides, base_params)
     g = p.derived("graph", lambda: build_graph(p))
     try:
-        conn = open_db(p.root, create=True)
-    except (sqlite3.OperationalError, PermissionError, OSError):
-        conn = None  # a read-only checkout still answers status, without the stat cache
+        conn = open_db(p.root, create=True)  # read-only media: opened read-only, or None when absent
+    except (ReadOnlyError, StoreWriteError):
+        conn = None  # a new store that cannot be made (a full disk): status answers from pipetool.lock
     cache = StatCache(conn)
     return Project(p, g, conn, cache, Hasher(p.root, cache))
 

@@ -20,6 +20,7 @@ import xxhash
 from ..digests import listing_digest
 from ..errors import PipelineError
 from ..spec.paths import is_glob
+from ..store.names import printable
 from ..store.statcache import StatCache, StatEntry
 
 BLOCK = 8 * 1024 * 1024
@@ -105,7 +106,7 @@ class Hasher:
                 memo[rel] = None
                 return None
         if not statmod.S_ISREG(st.st_mode):
-            raise PipelineError(f"'{rel}' is not a regular file or folder (a pipe, socket or device?)")
+            raise PipelineError(f"'{printable(rel)}' is not a regular file or folder (a pipe, socket or device?)")
         digest = None
         cache = self.cache
         if cache is not None:
@@ -153,7 +154,7 @@ class Hasher:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise PipelineError(f"'{rel}' cannot be read: {exc.strerror}") from None
+            raise PipelineError(f"'{printable(rel)}' cannot be read: {exc.strerror}") from None
 
     def _dir_entries(self, key: str) -> list[tuple[str, os.stat_result | None]]:
         """Every file below a folder (symlinks to files followed, folders below walked

@@ -21,6 +21,8 @@ from typing import Protocol
 
 from ..digests import listing_digest
 from ..fingerprint.hashing import BLOCK
+from .failures import raise_write_error, remove_quietly
+from .names import printable
 
 FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (btrfs, xfs, ...)
 
@@ -105,16 +107,23 @@ class Cache:
         dst = self.path_of(digest)
         if os.path.exists(dst):
             return 0
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = f"{dst}.{os.getpid()}.tmp"
-        copy_file(src, tmp)
-        # The copy is checked, so a file changed between its hashing and this copy is
-        # never stored under the wrong name (nor later pushed anywhere under it).
-        if file_hash(tmp) != digest:
-            os.unlink(tmp)
-            raise CacheMiss(f"{os.path.relpath(src, self.root)} changed while it was being stored")
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dst)
+        rel = printable(os.path.relpath(src, self.root))
+        try:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            copy_file(src, tmp)
+            # The copy is checked, so a file changed between its hashing and this copy is
+            # never stored under the wrong name (nor later pushed anywhere under it).
+            if file_hash(tmp) != digest:
+                os.unlink(tmp)
+                raise CacheMiss(f"{rel} changed while it was being stored")
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dst)
+        except OSError as exc:
+            remove_quietly(tmp)
+            if exc.filename is not None and os.fsdecode(exc.filename) == src:
+                raise  # the workspace file, not the cache: the caller's business
+            raise_write_error(exc, dst, f"the cache copy of {rel}")
         return os.path.getsize(dst)
 
     def store_out(self, rel: str, digest: str, listing: dict[str, str] | None) -> int:
@@ -125,7 +134,7 @@ class Cache:
         added = 0
         for sub, fdigest in listing.items():
             if fdigest.startswith(("link:", "special")) or not fdigest:
-                raise CacheMiss(f"{rel} holds {sub}, which is not a regular file: not cached")
+                raise CacheMiss(f"{rel} holds {printable(sub)}, which is not a regular file: not cached")
             added += self.store_file(os.path.join(path, sub), fdigest)
         added += self._store_bytes(digest, _listing_bytes(listing))
         return added
@@ -134,12 +143,16 @@ class Cache:
         dst = self.path_of(digest)
         if os.path.exists(dst):
             return 0
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = f"{dst}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dst)
+        try:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dst)
+        except OSError as exc:
+            remove_quietly(tmp)
+            raise_write_error(exc, dst, f"the cache copy of a folder listing ({digest[:12]})")
         return len(data)
 
     def admit(self, tmp: str, digest: str, is_listing: bool) -> bool:
@@ -227,12 +240,16 @@ class Cache:
                         src.stage(fdigest, os.path.join(stage, sub), f"{key}/{sub}" in execs, umask)
                 else:
                     src.stage(digest, stage, key in execs, umask)
-        except BaseException:
+        except BaseException as exc:
             for stage, _ in staged:
                 if os.path.isdir(stage) and not os.path.islink(stage):
                     shutil.rmtree(stage, ignore_errors=True)
                 elif os.path.lexists(stage):
-                    os.unlink(stage)
+                    remove_quietly(stage)
+            if isinstance(exc, OSError) and staged:
+                outs_named = ", ".join(printable(k) for k in outs)
+                raise_write_error(exc, staged[-1][0], f"{outs_named} put back from the cache (the workspace "
+                                  "keeps what it held)", read_only_too=False)
             raise
         for stage, path in staged:
             if os.path.isdir(path) and not os.path.islink(path):

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..digests import hash_bytes
 from ..errors import StateError
+from .failures import raise_write_error, remove_quietly
 from .records import TRACE_KEYS, Record
 
 LOCK_NAME = "pipetool.lock"
@@ -97,9 +98,13 @@ def write_lock(root: str, records: dict[str, Record]) -> bool:
     if file_digest(root) == hash_bytes(text.encode("utf-8")):
         return False
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise_write_error(exc, path, f"{LOCK_NAME} (it still holds what it held before)")
     return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import BusyError
 from .db import state_dir
+from .failures import ReadOnlyError, raise_write_error
 
 LOCK_FILE = "lock"
 
@@ -38,10 +39,19 @@ class ProjectLock:
 
 
 def acquire(root: str, holder: str, wait: bool, on_wait: Callable[[str], None]) -> ProjectLock:
-    """Take the project lock; `holder` names us for whoever waits next."""
+    """Take the project lock; `holder` names us for whoever waits next. Every command
+    that writes the project's state takes it first, so a project pipetool cannot write
+    (read-only media) is refused here, before anything runs, naming the folder."""
     sdir = state_dir(root)
-    os.makedirs(sdir, exist_ok=True)
-    fd = os.open(os.path.join(sdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    path = os.path.join(sdir, LOCK_FILE)
+    try:
+        os.makedirs(sdir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise_write_error(exc, sdir if not os.path.isdir(sdir) else path, f"{holder.split(' (')[0]} (it did not start)")
+    if not os.access(sdir, os.W_OK):  # the lock file may be open for writing where nothing else can be made
+        os.close(fd)
+        raise ReadOnlyError(sdir, "not writable")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -56,8 +66,13 @@ def acquire(root: str, holder: str, wait: bool, on_wait: Callable[[str], None]) 
         except BaseException:
             os.close(fd)
             raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, holder.encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+    except OSError as exc:
+        lock = ProjectLock(fd)
+        lock.release()
+        raise_write_error(exc, path, f"{holder.split(' (')[0]} (it did not start)")
     return ProjectLock(fd)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import with_tx
+from .failures import guarded
+from .names import from_db, printable, to_db
 
 # What a lock entry keeps beside fingerprint and outs: the trace, and the outs' files with
 # an execute bit (the content hashes do not carry the mode).
@@ -40,8 +42,9 @@ def load_records(
     """Records from the store; the lock file is read only for targets the store lacks."""
     records: dict[str, Record] = {}
     if conn is not None:
-        for name, fp, trace, outs in conn.execute("SELECT target, fingerprint, trace, outs FROM records"):
-            records[name] = Record(fp, json.loads(outs), trace)
+        with guarded(conn, "the build records"):
+            for name, fp, trace, outs in conn.execute("SELECT target, fingerprint, trace, outs FROM records"):
+                records[from_db(name)] = Record(fp, json.loads(outs), trace)
     if any(n not in records for n in wanted):
         for name, e in lock_entries().items():
             if name not in records:
@@ -59,7 +62,8 @@ def save_record(
     outs: dict[str, str | None], run_id: str,
 ) -> None:
     """Record one target as built; called only after its command succeeded and outs exist."""
-    row = (target, fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id,
+    row = (to_db(target), fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id,
            time.time())
-    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row))
+    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row),
+            f"target '{printable(target)}' as built" + (f" by run {run_id}" if run_id else ""))
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import with_tx
+from .failures import guarded
+from .names import from_db, printable, to_db
 
 
 @dataclass(frozen=True)
@@ -27,26 +29,30 @@ class CachedBuild:
 
 
 def lookup(conn: sqlite3.Connection, fingerprint: str) -> CachedBuild | None:
-    row = conn.execute(
-        "SELECT fingerprint, target, outs, dirs, trace, run_id, execs FROM run_cache WHERE fingerprint=?",
-        (fingerprint,)).fetchone()
+    with guarded(conn, "the run cache"):
+        row = conn.execute(
+            "SELECT fingerprint, target, outs, dirs, trace, run_id, execs FROM run_cache WHERE fingerprint=?",
+            (fingerprint,)).fetchone()
     if row is None:
         return None
-    return CachedBuild(row[0], row[1], json.loads(row[2]), tuple(json.loads(row[3])), json.loads(row[4]), row[5],
-                       tuple(json.loads(row[6] or "[]")))
+    return CachedBuild(row[0], from_db(row[1]), json.loads(row[2]), tuple(json.loads(row[3])), json.loads(row[4]),
+                       row[5], tuple(json.loads(row[6] or "[]")))
 
 
 def save(conn: sqlite3.Connection, build: CachedBuild) -> None:
-    row = (build.fingerprint, build.target, json.dumps(build.outs, sort_keys=True),
+    row = (build.fingerprint, to_db(build.target), json.dumps(build.outs, sort_keys=True),
            json.dumps(sorted(build.dirs)), json.dumps(build.trace, sort_keys=True), build.run_id, time.time(),
            json.dumps(sorted(build.execs)))
-    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?,?)", row))
+    with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?,?)", row),
+            f"the run-cache entry of target '{printable(build.target)}'")
 
 
 def forget(conn: sqlite3.Connection, fingerprint: str) -> None:
-    with_tx(conn, lambda c: c.execute("DELETE FROM run_cache WHERE fingerprint=?", (fingerprint,)))
+    with_tx(conn, lambda c: c.execute("DELETE FROM run_cache WHERE fingerprint=?", (fingerprint,)),
+            f"the removal of run-cache entry {fingerprint[:12]}")
 
 
 def all_entries(conn: sqlite3.Connection) -> list[CachedBuild]:
-    return [CachedBuild(r[0], r[1], json.loads(r[2]), tuple(json.loads(r[3])), {}, r[4])
-            for r in conn.execute("SELECT fingerprint, target, outs, dirs, run_id FROM run_cache")]
+    with guarded(conn, "the run cache"):
+        return [CachedBuild(r[0], from_db(r[1]), json.loads(r[2]), tuple(json.loads(r[3])), {}, r[4])
+                for r in conn.execute("SELECT fingerprint, target, outs, dirs, run_id FROM run_cache")]

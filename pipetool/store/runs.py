@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import UsageError
 from .db import with_tx
+from .failures import guarded, raise_write_error, remove_quietly
+from .names import from_db, printable, to_db
 
 MIN_PREFIX = 4
 
@@ -25,21 +27,24 @@ def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[
     row = (run_id, parent, "running", at, None, os.getpid(), json.dumps(list(argv)),
            json.dumps(params, default=str), json.dumps(overrides, default=str), None,
            json.dumps(changed), kind)
-    with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row))
+    with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row),
+            f"the start of run {run_id}")
 
 
 def record_targets(conn: sqlite3.Connection, run_id: str, rows: Iterable[tuple]) -> None:
     """(target, action, fingerprint, reason, duration_s, outs, checks) rows, in one transaction."""
-    data = [(run_id, t, a, fp, r, d, json.dumps(o, sort_keys=True), json.dumps(ck))
+    data = [(run_id, to_db(t), a, fp, r, d, json.dumps(o, sort_keys=True), json.dumps(ck))
             for t, a, fp, r, d, o, ck in rows]
     if data:
-        with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", data))
+        names = ", ".join(f"{printable(from_db(d[1]))} {d[2]}" for d in data[:5]) + (" …" if len(data) > 5 else "")
+        with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", data),
+                f"run {run_id}'s journal ({names})")
 
 
 def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str, metrics: dict[str, Any]) -> None:
     with_tx(conn, lambda c: c.execute(
         "UPDATE runs SET status=?, finished_at=?, metrics=? WHERE id=?",
-        (status, at, json.dumps(metrics, default=str), run_id)))
+        (status, at, json.dumps(metrics, default=str), run_id)), f"the end of run {run_id} ({status}, its metrics)")
 
 
 def _alive(pid: int | None) -> bool:
@@ -73,27 +78,31 @@ def _summary(row: tuple) -> dict[str, Any]:
 
 def summaries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every run, oldest first, without per-target detail (what `runs` shows)."""
-    return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs ORDER BY id")]
+    with guarded(conn, "the run index"):
+        return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs ORDER BY id")]
 
 
 def run_params(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """A run's effective params alone (no per-target detail)."""
-    row = conn.execute("SELECT params FROM runs WHERE id=?", (run_id,)).fetchone()
+    with guarded(conn, "the run index"):
+        row = conn.execute("SELECT params FROM runs WHERE id=?", (run_id,)).fetchone()
     return json.loads(row[0] or "{}") if row else {}
 
 
 def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """One run's full manifest, assembled from the index."""
-    row = conn.execute(f"SELECT {COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+    with guarded(conn, "the run index"):
+        row = conn.execute(f"SELECT {COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         raise UsageError(f"no run {run_id}")
     m = _summary(row)
     targets: dict[str, Any] = {}
-    for t, action, fp, reason, dur, outs, checks in conn.execute(
-            "SELECT target, action, fingerprint, reason, duration_s, outs, checks FROM run_targets "
-            "WHERE run_id=? ORDER BY rowid", (run_id,)):
-        targets[t] = {"action": action, "fingerprint": fp, "reason": reason, "duration_s": dur,
-                      "outs": json.loads(outs or "{}"), "checks": json.loads(checks or "[]")}
+    with guarded(conn, f"run {run_id}'s journal"):
+        for t, action, fp, reason, dur, outs, checks in conn.execute(
+                "SELECT target, action, fingerprint, reason, duration_s, outs, checks FROM run_targets "
+                "WHERE run_id=? ORDER BY rowid", (run_id,)):
+            targets[from_db(t)] = {"action": action, "fingerprint": fp, "reason": reason, "duration_s": dur,
+                                   "outs": json.loads(outs or "{}"), "checks": json.loads(checks or "[]")}
     m["targets"] = targets
     metrics = m.pop("metrics")
     m.pop("changed")
@@ -109,8 +118,9 @@ def resolve(conn: sqlite3.Connection | None, ref: str) -> str:
         raise UsageError(f"run id '{ref}' is too short: give at least {MIN_PREFIX} characters")
     if conn is None:
         raise UsageError(f"no run {ref}: this project has no recorded runs")
-    found = [r[0] for r in conn.execute("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id",
-                                        (ref, ref + "\uffff"))]
+    with guarded(conn, "the run index"):
+        found = [r[0] for r in conn.execute("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id",
+                                            (ref, ref + "\uffff"))]
     if not found:
         raise UsageError(f"no run matches '{ref}' (see `pipetool runs`)")
     if len(found) > 1:
@@ -124,12 +134,37 @@ def manifest_path(root: str, run_id: str) -> str:
 
 
 def write_manifest_file(root: str, m: dict[str, Any]) -> None:
+    """The manifest as a file, atomically; what `pipetool recover` rebuilds the index from.
+    JSON's ASCII escapes keep any file name (a lone surrogate is `\\udce9`) and read back."""
     path = manifest_path(root, m["id"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     # Compact: the C encoder writes it in a fraction of the pretty printer's time, and
     # `pipetool show` is what people read.
     text = json.dumps(m, sort_keys=True, separators=(",", ":"), default=str)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise_write_error(exc, path, f"the manifest file of run {m['id']}")
+
+
+def import_run(conn: sqlite3.Connection, m: dict[str, Any], changed: list[str], kind: str) -> None:
+    """A run as its manifest file has it, row and journal in one transaction (what
+    `pipetool recover` rebuilds the index from). No pid: one left `running` is shown
+    `interrupted`, as a run whose process is gone."""
+    row = (m["id"], m.get("parent"), m["status"], m["started_at"], m.get("finished_at"), None,
+           json.dumps(list(m.get("argv") or [])), json.dumps(m.get("params") or {}, default=str),
+           json.dumps(m.get("overrides") or {}, default=str), json.dumps(m.get("metrics") or {}, default=str),
+           json.dumps(changed), kind)
+    journal = [(m["id"], to_db(name), t["action"], t.get("fingerprint"), t.get("reason"), t.get("duration_s"),
+                json.dumps(t.get("outs") or {}, sort_keys=True), json.dumps(t.get("checks") or []))
+               for name, t in m["targets"].items()]
+
+    def write(c: sqlite3.Connection) -> None:
+        c.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", journal)
+
+    with_tx(conn, write, f"run {m['id']} (from its manifest file)")

@@ -4,15 +4,20 @@ ctime is part of the key because no one can set it: a rewrite that restores the 
 mtime (`touch -r`, `os.utime`, some sync tools) still changes it.
 
 Loaded with one query on first use, written back in one transaction, so a no-op run
-costs one read of the table however many files it checks.
+costs one read of the table however many files it checks. Paths are keyed by their bytes
+(a BLOB), so a file name that is not UTF-8 is cached like any other.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..errors import PipetoolError
 from .db import with_tx
+from .failures import guarded
 
 
 class StatEntry(NamedTuple):
@@ -35,11 +40,13 @@ class StatCache:
 
     def _load(self) -> dict[str, StatEntry]:
         rows: dict = {}
-        if self.conn is not None:
+        if self.conn is not None and getattr(self.conn, "stat_usable", True):
             # Plain tuples (same field order as StatEntry): building thousands of named
             # tuples would cost more than the query.
-            rows = {r[0]: r[1:] for r in self.conn.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest FROM stat")}
+            enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode's
+            with guarded(self.conn, "the stat cache"):
+                rows = {r[0].decode(enc, errors): r[1:] for r in self.conn.execute(
+                    "SELECT path, size, mtime_ns, ctime_ns, inode, hashed_at_ns, digest FROM stat")}
         self._rows = rows
         return rows
 
@@ -56,13 +63,17 @@ class StatCache:
         self._dirty[path] = entry
 
     def flush(self) -> None:
-        """Write new entries in one transaction; a busy store only costs a rehash later."""
-        if not self._dirty or self.conn is None:
+        """Write new entries in one transaction. It is only a cache: a busy, read-only or
+        full store costs a rehash later, never the command."""
+        conn = self.conn
+        if not self._dirty or conn is None or getattr(conn, "read_only", False) \
+                or not getattr(conn, "stat_usable", True):
             return
-        items = [(p, *e) for p, e in self._dirty.items()]
+        encode = os.fsencode
+        items = [(encode(p), *e) for p, e in self._dirty.items()]
         try:
-            with_tx(self.conn, lambda c: c.executemany(
-                "INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", items))
-        except sqlite3.OperationalError:
+            with_tx(conn, lambda c: c.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", items),
+                    "the stat cache")
+        except (sqlite3.Error, PipetoolError):
             return
         self._dirty = None

@@ -297,3 +297,59 @@ def test_restore_outs_keeps_the_execute_bit_and_honours_the_umask(cache, tmp_pat
     assert mode("bin/data") == 0o640
     assert mode("pkg/run.sh") == 0o750
     assert mode("pkg/README") == 0o640
+
+
+# -- file names that are not UTF-8, and a full disk (hardening items 6 and 8) -------------------
+
+def test_a_folder_holding_a_file_name_that_is_not_utf8_is_restored_with_the_same_bytes_name(cache, tmp_path):
+    name = os.fsdecode(b"caf\xe9.txt")  # with a lone surrogate, as os.scandir gives it
+    digest, listing = _store_dir(cache, "out", {name: b"bytes\n", "a.txt": b"A\n"})
+    assert cache.listing(digest) == listing  # the listing object round-trips the name
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    cache.restore_outs({"out/": digest}, ["out/"], execs=[f"out/{name}"])
+    raw = os.path.join(os.fsencode(tmp_path), b"out", b"caf\xe9.txt")
+    assert sorted(os.listdir(os.path.join(os.fsencode(tmp_path), b"out"))) == [b"a.txt", b"caf\xe9.txt"]
+    with open(raw, "rb") as f:
+        assert f.read() == b"bytes\n"
+    assert os.stat(raw).st_mode & stat.S_IXUSR
+
+
+def _disk_fills_after_writing(monkeypatch, nbytes: int) -> None:
+    """copy_file writes `nbytes` of the copy, then the disk is full (ENOSPC), as a real
+    full disk leaves a partial file behind."""
+    import errno
+
+    from pipetool.store import cache as cache_module
+
+    def partial_copy(src: str, dst: str) -> None:
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fout.write(fin.read(nbytes))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache_module, "copy_file", partial_copy)
+
+
+def test_a_full_disk_while_storing_is_a_store_write_error_and_leaves_no_temporary_file(cache, tmp_path, monkeypatch):
+    from pipetool.store.failures import StoreWriteError
+
+    path = _write(tmp_path / "out/big.bin", b"x" * 10_000)
+    digest = file_hash(str(path))
+    _disk_fills_after_writing(monkeypatch, 4096)
+    with pytest.raises(StoreWriteError, match=r"^the disk is full .*not recorded: the cache copy of out/big.bin"):
+        cache.store_out("out/big.bin", digest, None)
+    assert cache.all_objects() == {}
+    assert [p.name for p in Path(cache.objects).rglob("*") if p.is_file()] == []
+
+
+def test_a_full_disk_while_restoring_keeps_the_workspace_and_leaves_no_staging_file(cache, tmp_path, monkeypatch):
+    from pipetool.store.failures import StoreWriteError
+
+    digest = _store(cache, "out/model.bin", b"new weights" * 1000)
+    (tmp_path / "out/model.bin").write_bytes(b"old")
+    _disk_fills_after_writing(monkeypatch, 100)
+    with pytest.raises(StoreWriteError, match=r"not recorded: out/model\.bin put back from the cache"):
+        cache.restore_outs({"out/model.bin": digest}, [])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.bin"]
+    assert (tmp_path / "out/model.bin").read_bytes() == b"old"

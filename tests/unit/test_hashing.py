@@ -299,11 +299,30 @@ def test_the_stat_cache_persists_in_the_sqlite_store(root, conn):
     conn2 = open_db(str(root))
     try:
         rows = conn2.execute("SELECT path, size, mtime_ns, digest FROM stat").fetchall()
-        assert rows == [("a.txt", 7, OLD_NS, digest)]
+        assert rows == [(b"a.txt", 7, OLD_NS, digest)]  # keyed by the path's bytes
         entry = StatCache(conn2).get("a.txt")
         assert entry is not None and entry.digest == digest and entry.hashed_at_ns > OLD_NS
     finally:
         conn2.close()
+
+
+def test_a_file_name_that_is_not_utf8_is_stat_cached_by_its_bytes(root, conn, hashed, monkeypatch):
+    name = os.fsdecode(b"caf\xe9.txt")  # as os.scandir gives it: with a lone surrogate
+    (root / "d").mkdir()
+    path = os.path.join(os.fsencode(root), b"d", b"caf\xe9.txt")
+    with open(path, "wb") as f:
+        f.write(b"bytes")
+    t = last_change(path)
+    freeze_clock(monkeypatch, t + 10 * window_for(t))  # hashed safely after its change: trusted later
+    h1 = fresh_hasher(root, conn)
+    first = h1.digest("d/")
+    assert h1.dir_listing("d") == {name: xxhash.xxh3_128_hexdigest(b"bytes")}
+    h1.cache.flush()
+    assert conn.execute("SELECT path FROM stat").fetchall() == [(b"d/caf\xe9.txt",)]
+    hashed.clear()
+    h2 = fresh_hasher(root, conn)
+    assert h2.digest("d/") == first
+    assert hashed == []  # trusted from the stat cache: the name came back exactly
 
 
 def test_a_file_hashed_within_the_racy_window_of_its_change_is_rehashed(root, conn, hashed, monkeypatch):

@@ -11,6 +11,7 @@ import pipetool
 from pipetool.errors import StateError
 from pipetool.fingerprint.trace import Trace
 from pipetool.store import lockfile
+from pipetool.store.failures import StoreWriteError
 from pipetool.store.lockfile import LOCK_NAME, read_lock, render_lock, write_lock
 from pipetool.store.records import Record
 
@@ -87,9 +88,10 @@ def test_a_failure_while_writing_leaves_the_old_lock_intact(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(lockfile.os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreWriteError, match=r"^the disk is full .*not recorded: pipetool.lock"):
         write_lock(str(tmp_path), {**RECORDS, "train": rec("train2")})
     assert (tmp_path / LOCK_NAME).read_bytes() == original
+    assert sorted(os.listdir(tmp_path)) == [LOCK_NAME]  # its temporary file is gone too
 
 
 def test_no_lock_reads_as_no_entries(tmp_path):
@@ -147,3 +149,13 @@ def test_a_lock_from_a_run_is_read_back_by_status_in_a_fresh_clone(tmp_path):
     report = pipetool.status(cwd=str(tmp_path))
     assert report.targets["a"].state == "fresh"
     assert (tmp_path / LOCK_NAME).read_text() == lock_text
+
+
+def test_a_file_name_that_is_not_utf8_round_trips_through_the_lock(tmp_path):
+    name = os.fsdecode(b"out/caf\xe9.sh")  # an executable out file whose name is Latin-1
+    t = Trace("cmd:make", {}, {}, {})
+    trace = {**t.to_dict(), "execs": [name]}
+    write_lock(str(tmp_path), {"build": Record(t.fingerprint, {"out/": "h-out"}, trace)})
+    text = (tmp_path / LOCK_NAME).read_text(encoding="ascii")  # escaped: plain ASCII JSON
+    assert "out/caf\\udce9.sh" in text
+    assert read_lock(str(tmp_path))["build"]["execs"] == [name]
