@@ -329,6 +329,47 @@ def gc(
     return EXIT_OK
 
 
+@app.command()
+def recover(
+    ctx: typer.Context,
+    no_wait: bool = NO_WAIT,
+    as_json: bool = JSON,
+) -> int:
+    """Rebuild a damaged store (.pipetool/state.db) from the run manifests, pipetool.lock
+    and the cache: the damaged file is set aside (kept, never deleted), the runs, the
+    workspace's records and the run cache come back; what cannot is said.
+
+    Example: pipetool recover && pipetool runs
+    """
+    from .recovery import recover as api_recover
+    from .render import TerminalReporter
+    from .store.names import printable
+
+    g = _g(ctx)
+    r = api_recover(file=g.file, cwd=g.cwd, wait=not no_wait, reporter=TerminalReporter(sys.stderr))
+    if as_json:
+        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+        return EXIT_OK
+    if r.damage is None:
+        print(f"{r.store} is not damaged (PRAGMA quick_check: ok): nothing to recover"
+              if os.path.exists(r.store) else "no store and no run manifests: nothing to recover")
+        return EXIT_OK
+    print(f"{r.store}: {r.damage}")
+    for moved in r.set_aside:
+        print(f"set aside (kept, not deleted): {moved}")
+    print(f"recovered {len(r.runs)} run(s) from their manifest files"
+          + (f"; {len(r.runs_lost)} not: {'; '.join(r.runs_lost.values())}" if r.runs_lost else ""))
+    print(f"recovered the records of {len(r.records)} target(s) from pipetool.lock"
+          + (f"; judged afresh: {'; '.join(f'{printable(n)} ({w})' for n, w in r.records_left.items())}"
+             if r.records_left else ""))
+    print(f"recovered {r.cache_entries} run-cache entr{'y' if r.cache_entries == 1 else 'ies'}"
+          + (f"; {len(r.cache_left)} not: {'; '.join(f'{n}: {w}' for n, w in r.cache_left.items())}"
+             if r.cache_left else ""))
+    print(f"the workspace's run: {r.head or 'none'}")
+    print(f"lost: {'; '.join(r.lost)}")
+    return EXIT_OK
+
+
 TRANSFER_JOBS = typer.Option(16, "-j", "--jobs", min=1, help="Transfers in flight at once.")
 
 
