@@ -11,8 +11,8 @@ import os
 import sqlite3
 from collections.abc import Callable
 
-from ..errors import StateError
-from .failures import cannot_open_here, guarded, sqlite_error
+from ..errors import PipetoolError, StateError
+from .failures import cannot_open_here, guarded, sqlite_code, sqlite_error
 
 FORMAT_VERSION = 3
 # Format 2 keyed the stat cache by TEXT paths, which cannot hold a file name that is not
@@ -50,6 +50,7 @@ class StoreConnection(sqlite3.Connection):
 
     path = ""
     read_only = False  # opened read-only: the project's state cannot be written
+    read_only_cause: int | None = None  # the SQLite error that made it so (read-only media, a full disk)
     stat_usable = True  # False: a format-2 stat table that could not be upgraded here
 
 
@@ -81,9 +82,15 @@ def open_db(root: str, create: bool = True) -> StoreConnection | None:
             conn.close()  # an empty file nobody can initialize here: as good as none
             return None
         if version == 0:
-            with guarded(conn, "a new store", writing=True):
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={FORMAT_VERSION};COMMIT;")
+            try:
+                with guarded(conn, "a new store", writing=True):
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={FORMAT_VERSION};COMMIT;")
+            except PipetoolError:
+                if create:
+                    raise
+                conn.close()  # a store never made (a full disk): nothing in it to read
+                return None
         elif version in UPGRADABLE:
             _upgrade(conn)
         elif version != FORMAT_VERSION:
@@ -123,6 +130,7 @@ def _connect(path: str) -> StoreConnection:
         try:
             conn = _open(f"file:{quote(path)}?{query}", path, read_only=True)
             conn.execute("PRAGMA user_version").fetchone()
+            conn.read_only_cause = sqlite_code(last)
             return conn
         except sqlite3.Error as exc:
             if conn is not None:

@@ -51,7 +51,7 @@ class StoreWriteError(PipetoolError):
             if isinstance(exc, StoreWriteError) and exc.what not in lost:
                 lost.insert(0, exc.what)
             exc = exc.__context__
-        return (f"{self.problem} (pipetool could not write {self.file}); not recorded: {'; '.join(lost)}. "
+        return (f"{self.problem}: pipetool could not write {self.file}; not recorded: {'; '.join(lost)}. "
                 f"Everything recorded before is kept and nothing needs deleting: {self.remedy} "
                 "and run the command again (what was not recorded is then rebuilt or restored).")
 
@@ -101,9 +101,11 @@ def quick_check(conn: sqlite3.Connection, error: str) -> str:
 
 
 def cannot_open_here(exc: sqlite3.Error) -> bool:
-    """The file or its folder cannot be written (or WAL's `-shm` made): open it read-only."""
+    """The file or its folder cannot be written, or WAL's `-shm` cannot be made (a
+    read-only folder; a full disk: an I/O error): the store may still be read read-only."""
     code = sqlite_code(exc)
-    return code is not None and code & 0xFF in (_READONLY, _CANTOPEN)
+    return code is not None and code & 0xFF in (_READONLY, _CANTOPEN, _IOERR) \
+        and code not in (_IOERR_READ, _IOERR_SHORT_READ)
 
 
 def sqlite_error(conn: sqlite3.Connection | None, exc: sqlite3.Error, what: str, writing: bool,
@@ -119,8 +121,12 @@ def sqlite_error(conn: sqlite3.Connection | None, exc: sqlite3.Error, what: str,
     if primary == _FULL:
         return StoreWriteError("the disk is full", path, what)
     if primary == _IOERR and writing:
-        return StoreWriteError("a disk I/O error (the disk is full, past a file-size limit, or failing)", path, what)
+        return StoreWriteError("the disk is full, past a file-size limit, or failing (SQLite: disk I/O error)",
+                               path, what)
     if primary in (_READONLY, _CANTOPEN) and writing:
+        cause = getattr(conn, "read_only_cause", None)  # why it was opened read-only
+        if cause is not None and cause & 0xFF == _IOERR:  # a full disk: its -shm could not be made
+            return StoreWriteError("the disk is full or failing (SQLite: disk I/O error)", path, what)
         return ReadOnlyError(os.path.dirname(path) or ".", str(exc))
     return StoreFailure(f"pipetool's store {path} failed while {'writing' if writing else 'reading'} {what}: {exc}")
 
@@ -142,7 +148,7 @@ def os_write_error(exc: OSError, path: str, what: str, read_only_too: bool = Tru
     if exc.errno in _FULL_ERRNOS:
         return StoreWriteError(_FULL_ERRNOS[exc.errno], path, what, _REMEDIES.get(exc.errno, "free some space"))
     if exc.errno == errno.EIO:
-        return StoreWriteError("a disk I/O error", path, what)
+        return StoreWriteError("the disk is failing (an I/O error)", path, what)
     if exc.errno in _READ_ONLY_ERRNOS and read_only_too:
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         return ReadOnlyError(folder, exc.strerror or str(exc))

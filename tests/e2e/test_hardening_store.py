@@ -204,18 +204,21 @@ def test_a_full_disk_while_recording_ends_clearly_keeps_what_finished_and_the_ne
             deps: [out/a.txt]
             outs: [out/b.txt]
         """)
-    full, temps, status, again, check, history = steps_on_tmpfs(project, "1m", [
-        "PT run -j 1", "find . -name '*.tmp' -o -name '*pipetool-tmp*'", "rm .pipetool/filler && PT status --json",
-        "PT run -j 1", "PT status --check", "PT runs --json"])
+    full, temps, status_full, runs_full, status, again, check, history = steps_on_tmpfs(project, "1m", [
+        "PT run -j 1", "find . -name '*.tmp' -o -name '*pipetool-tmp*'", "PT status --json", "PT runs --json",
+        "rm .pipetool/filler && PT status --json", "PT run -j 1", "PT status --check", "PT runs --json"])
     code, _, err = full
     print(err)
     assert code == 1, err
     no_traceback_nor_deletion_advice(err)
-    assert "the disk is full (pipetool could not write" in err and "state.db" in err
+    assert "the disk is full: pipetool could not write" in err and "state.db;" in err
     assert "not recorded: target 'b' as built" in err
     assert temps == (0, "", "")
-    assert status[0] == 0, status[2]
-    assert {n: t["state"] for n, t in json.loads(status[1])["targets"].items()} == {"a": "fresh", "b": "stale"}
+    for res in (status_full, status):  # read commands answer on the full disk as after it is freed
+        assert res[0] == 0, res[2]
+        assert {n: t["state"] for n, t in json.loads(res[1])["targets"].items()} == {"a": "fresh", "b": "stale"}
+    assert runs_full[0] == 0, runs_full[2]
+    assert [m["targets"]["a"]["action"] for m in json.loads(runs_full[1])] == ["built"]
     assert again[0] == 0 and check[0] == 0, again[2] + check[2]
     assert project.runs() == ["a", "b", "b"]  # a was recorded before the disk filled: not rebuilt
     runs = json.loads(history[1])
@@ -242,7 +245,7 @@ def test_a_file_size_limit_while_caching_an_output_ends_clearly_and_leaves_no_te
                          preexec_fn=_file_size_limit(1_000_000))
     assert res.returncode == 1, res.stderr
     no_traceback_nor_deletion_advice(res.stderr)
-    assert "a file reached the file-size limit (pipetool could not write" in res.stderr
+    assert "a file reached the file-size limit: pipetool could not write" in res.stderr
     assert "not recorded: the cache copy of out/big.bin" in res.stderr
     assert _temp_files(project.root) == []
     ok(pt("status", "--check"))  # the build itself was recorded before the cache copy failed

@@ -337,7 +337,7 @@ def test_a_full_disk_while_storing_is_a_store_write_error_and_leaves_no_temporar
     path = _write(tmp_path / "out/big.bin", b"x" * 10_000)
     digest = file_hash(str(path))
     _disk_fills_after_writing(monkeypatch, 4096)
-    with pytest.raises(StoreWriteError, match=r"^the disk is full .*not recorded: the cache copy of out/big.bin"):
+    with pytest.raises(StoreWriteError, match=r"^the disk is full: .*not recorded: the cache copy of out/big.bin"):
         cache.store_out("out/big.bin", digest, None)
     assert cache.all_objects() == {}
     assert [p.name for p in Path(cache.objects).rglob("*") if p.is_file()] == []

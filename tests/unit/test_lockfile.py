@@ -88,7 +88,7 @@ def test_a_failure_while_writing_leaves_the_old_lock_intact(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(lockfile.os, "fsync", boom)
-    with pytest.raises(StoreWriteError, match=r"^the disk is full .*not recorded: pipetool.lock"):
+    with pytest.raises(StoreWriteError, match=r"^the disk is full: .*not recorded: pipetool.lock"):
         write_lock(str(tmp_path), {**RECORDS, "train": rec("train2")})
     assert (tmp_path / LOCK_NAME).read_bytes() == original
     assert sorted(os.listdir(tmp_path)) == [LOCK_NAME]  # its temporary file is gone too

@@ -75,7 +75,7 @@ def test_a_full_disk_names_everything_a_command_could_not_record_in_order():
             raise StoreWriteError("the disk is full", "/p/.pipetool/state.db", "the end of run r1")
     except StoreWriteError as exc:
         text = exc.render()
-    assert text.startswith("the disk is full (pipetool could not write /p/.pipetool/state.db); "
+    assert text.startswith("the disk is full: pipetool could not write /p/.pipetool/state.db; "
                            "not recorded: target 'b' as built; the end of run r1. ")
     assert "nothing needs deleting" in text
 
