@@ -95,8 +95,9 @@ def open_db(root: str, create: bool = True) -> StoreConnection | None:
             _upgrade(conn)
         elif version != FORMAT_VERSION:
             raise StateError(
-                f"{path} has store format {version}, this pipetool reads format "
-                f"{FORMAT_VERSION}; remove {state_dir(root)}/ to start afresh (pipetool.lock is kept)")
+                f"{path} has store format {version}, this pipetool reads format {FORMAT_VERSION} (and upgrades "
+                f"format 2): use the pipetool that wrote it, or move {state_dir(root)}/ aside to start afresh "
+                "(pipetool.lock is kept)")
         if not conn.read_only:
             conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:

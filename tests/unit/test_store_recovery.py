@@ -127,6 +127,19 @@ def test_a_format_2_store_is_upgraded_by_recreating_the_stat_cache_and_keeping_t
     conn.close()
 
 
+def test_a_store_of_a_later_format_is_refused_without_advice_to_delete_it(tmp_path):
+    from pipetool.errors import StateError
+
+    os.makedirs(tmp_path / ".pipetool")
+    later = sqlite3.connect(db_path(str(tmp_path)))
+    later.execute(f"PRAGMA user_version={FORMAT_VERSION + 1}")
+    later.close()
+    with pytest.raises(StateError) as info:
+        open_db(str(tmp_path))
+    assert f"has store format {FORMAT_VERSION + 1}, this pipetool reads format {FORMAT_VERSION}" in info.value.message
+    assert "move" in info.value.message and "remove" not in info.value.message
+
+
 # -- recover -------------------------------------------------------------------------------------
 
 def manifest(run_id: str, parent: str | None, targets: dict, status: str = "succeeded", **params) -> dict:
