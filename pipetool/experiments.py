@@ -81,7 +81,7 @@ def branch(from_run: str, targets: Iterable[str] = (), *, file: str | None = Non
 def checkout(run: str, *, file: str | None = None, cwd: str | None = None, wait: bool = True,
              reporter: Reporter | None = None) -> PutBack:
     """Put RUN's outputs and records back, run nothing; RUN becomes the workspace's run."""
-    from .runflow import rewrite_lock, set_head
+    from .runflow import new_run_id, rewrite_lock, set_head
     from .store.projectlock import acquire
 
     rep = or_quiet(reporter)
@@ -90,7 +90,7 @@ def checkout(run: str, *, file: str | None = None, cwd: str | None = None, wait:
         run_id = base["id"]
         with acquire(proj.root, f"checkout of {run_id} (pid {os.getpid()})", wait, rep.waiting):
             records = proj.records()
-            pb = put_back(proj, base, records)
+            pb = put_back(proj, base, records, rep, f"checkout-{new_run_id()}")
             report_missing(pb, rep, "`pipetool run` will rebuild it")
             set_head(proj, run_id)
             rewrite_lock(proj, records, changed=True)

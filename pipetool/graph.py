@@ -42,11 +42,23 @@ class Graph:
         return seen
 
 
+def own_files(p: Pipeline) -> list[str]:
+    """The files pipetool itself reads from the workspace (relative to the root)."""
+    return [os.path.relpath(p.file, p.root).replace(os.sep, "/"), "pipetool.lock"]
+
+
 def build_graph(p: Pipeline) -> Graph:
     producer: dict[str, str] = {}
+    own = own_files(p)
     for name, t in p.targets.items():
         for out in t.outs:
             key = strip_dir(out)
+            for f in own:
+                if f == key or f.startswith(key + "/"):
+                    raise PipelineError(
+                        f"target '{name}': out '{out}' would overwrite {f}, which pipetool reads; "
+                        "the pipeline file, its params files and pipetool.lock can never be outs",
+                        p.where("targets", name, "outs"))
             if key in producer:
                 other = producer[key]
                 raise PipelineError(

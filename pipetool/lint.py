@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .errors import PipetoolError
 from .spec.params import overrides_from
-from .spec.paths import inside, is_glob
+from .spec.paths import inside, is_glob, strip_dir
 
 
 @dataclass
@@ -107,14 +107,28 @@ def _undeclared_reads(p, name: str) -> list[Finding]:
 
 
 def _unconsumed_outs(p, g) -> list[Finding]:
+    """Outs no dep reads: none equal to, inside, or around them. Linear in the paths: each
+    consumed dep contributes itself and its folders, each out looks up itself and its folders."""
     consumed: set[str] = set()  # deps some target reads from another target's outs
     for deps in g.dep_producers.values():
-        consumed.update(deps)
+        consumed.update(strip_dir(d) for d in deps if not is_glob(d))
+    at_or_above = {a for d in consumed for a in _self_and_folders(d)}  # a dep is at or below each
     found: list[Finding] = []
     for name, t in p.targets.items():
         for out in t.outs:
             if out in t.metrics:
                 continue
-            if not any(inside(d, out) or inside(out, d) for d in consumed if not is_glob(d)):
-                found.append(Finding("info", f"out {out} is consumed by no target (a final result?)", name))
+            key = strip_dir(out)
+            if key in at_or_above or any(f in consumed for f in _self_and_folders(key)):
+                continue
+            found.append(Finding("info", f"out {out} is consumed by no target (a final result?)", name))
     return found
+
+
+def _self_and_folders(path: str) -> list[str]:
+    """`a/b/c` -> [`a/b/c`, `a/b`, `a`]."""
+    out = [path]
+    while "/" in path:
+        path = path.rpartition("/")[0]
+        out.append(path)
+    return out

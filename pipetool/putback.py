@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .outguard import OutsError, protect
 from .project import Project
 from .reporting import Reporter
 from .store import records as store_records
@@ -26,9 +27,11 @@ class PutBack:
     missing: dict[str, str] = field(default_factory=dict)  # target -> why it must rebuild
 
 
-def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]) -> PutBack:
+def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record], reporter: Reporter,
+             displace_id: str) -> PutBack:
     """Restore the outputs `manifest`'s run left, from the cache, and record them as the
-    workspace's state; a target whose objects are gone is reported (it will rebuild)."""
+    workspace's state; a target whose objects are gone is reported (it will rebuild).
+    Files in the way that nobody could restore are moved under `.pipetool/displaced/ID/`."""
     conn = proj.conn
     assert conn is not None
     cache = Cache(proj.root)
@@ -51,6 +54,11 @@ def put_back(proj: Project, manifest: dict[str, Any], records: dict[str, Record]
             result.missing[name] = "its outputs are not in the cache"
             continue
         else:
+            try:
+                protect(proj.pipeline.targets[name], current, proj.hasher, cache, displace_id, reporter.warning)
+            except OutsError as exc:
+                result.missing[name] = exc.message
+                continue
             try:
                 cache.restore_outs(outs, entry.dirs, entry.execs)
                 for out in outs:

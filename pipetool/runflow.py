@@ -83,7 +83,7 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
     with acquire(p.root, f"{holder} (pid {os.getpid()})", request.wait, reporter.waiting):
         records = proj.records()  # read under the lock: another run may just have finished
         if base is not None:
-            pb = put_back(proj, base, records)
+            pb = put_back(proj, base, records, reporter, run_id)
             report_missing(pb, reporter, "it will be rebuilt if needed")
             for name in pb.missing:  # the workspace holds something else: judge it afresh
                 records.pop(name, None)

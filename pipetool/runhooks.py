@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import TYPE_CHECKING, Any
 
 from .execute.jobs import Executor
@@ -13,6 +12,7 @@ from .execute.placement import make_executor
 from .execute.scheduler import BUILT, RESTORED, TargetResult
 from .fingerprint.trace import Trace
 from .judge import Judgement, judge
+from .outguard import clear_outs, protect
 from .prerun import callable_kwargs
 from .project import Project, ensure_dir
 from .reporting import Reporter
@@ -49,16 +49,14 @@ class RunWorkspace:
         return judge(self.proj.pipeline, target, self.proj.hasher, self.records.get(target.name), forced=forced)
 
     def prepare_outs(self, target: Target) -> None:
-        """Remove old outs (so a command that fails to write one is caught) and make parents."""
-        root, hasher = self.proj.root, self.proj.hasher
-        for o in target.outs:
-            path = os.path.join(root, o.rstrip("/"))
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.unlink(path)
-            os.makedirs(os.path.dirname(path) or root, exist_ok=True)
-            hasher.forget(o)
+        """Remove old outs (so a command that fails to write one is caught) and make their
+        folders; what nobody could restore is moved aside first (outguard.py)."""
+        self._protect(target)
+        clear_outs(self.proj.root, target, self.proj.hasher)
+
+    def _protect(self, target: Target) -> None:
+        protect(target, self.records.get(target.name), self.proj.hasher, self.cache, self.run_id,
+                self.reporter.warning)
 
     def outs_now(self, target: Target) -> dict[str, str | None]:
         """Each out's digest as its job left it (None: not written)."""
@@ -123,10 +121,12 @@ class RunWorkspace:
             return None, ""
         entry = runcache.lookup(self.conn, trace.fingerprint)
         if entry is None and self.remote is not None:
+            self._protect(t)
             outs, why = self.remote.restore(t.outs, trace.fingerprint)
             return outs, (f"{why}: rebuilding" if outs is None and why else why)
         if entry is None or set(entry.outs) != set(t.outs):
             return None, ""
+        self._protect(t)
         try:
             self.cache.restore_outs(entry.outs, entry.dirs, entry.execs)
         except CacheMiss as exc:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+from ..errors import PipetoolError
 from ..graph import Graph
 from ..judge import Judgement
 from ..spec.model import Pipeline, Target
@@ -189,7 +190,12 @@ class _Scheduler:
         t = self.p.targets[name]
         trace = self.traces[name]
         if name not in self.opts.forced and not t.always:
-            outs, why = self.hooks.restore(t, trace)
+            try:
+                outs, why = self.hooks.restore(t, trace)
+            except PipetoolError as exc:  # its old outs could not be moved out of the way
+                self.reporter.started(name, reasons)
+                self._refuse(name, reasons, exc.message)
+                return
             if outs is not None:
                 res = TargetResult(RESTORED, why, 0.0, trace.fingerprint, dict(outs))
                 self.results[name] = res
@@ -202,7 +208,11 @@ class _Scheduler:
         if self.executor is None:  # before anything is touched: it may refuse (a cluster)
             self.executor = self.hooks.make_executor()
         self.reporter.started(name, reasons)
-        self.hooks.prepare_outs(t)
+        try:
+            self.hooks.prepare_outs(t)
+        except PipetoolError as exc:  # nothing is deleted that could not be put back
+            self._refuse(name, reasons, exc.message)
+            return
         need = tuple((r, amount) for r, amount in t.resources if r in self.slots.capacity)
         if need:
             self.slots.take(need)
@@ -211,6 +221,11 @@ class _Scheduler:
         self.executor.submit(self._job(t, key, t.cmd, t.python))
         self.running.add(key)
         self.results[name] = TargetResult(RUNNING, "; ".join(reasons), 0.0, trace.fingerprint)
+
+    def _refuse(self, name: str, reasons: tuple[str, ...], message: str) -> None:
+        """Fail a target before its job started."""
+        self.results[name] = TargetResult(RUNNING, "; ".join(reasons), 0.0, self.traces[name].fingerprint)
+        self._fail(name, message, JobKey(name))
 
     def _job(self, t: Target, key: JobKey, cmd: str | None, python: str | None) -> Job:
         """A target's job, or one of its checks' (run like the target: cwd = the root, the

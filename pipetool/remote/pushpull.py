@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from ..errors import UsageError
+from ..outguard import OutsError, protect
 from ..project import Project, open_project
 from ..putback import KEPT_ACTIONS
 from ..reporting import Reporter, or_quiet
@@ -105,15 +106,18 @@ def pull(targets: Iterable[str] = (), *, remote: str | None = None, jobs: int = 
         rem = _remote_of(proj, remote)
         names = proj.selection(targets)[0] if targets else list(proj.pipeline.targets)
         with _locked(proj, "pull", wait, reporter):
-            return _pull(proj, rem, names, jobs)
+            return _pull(proj, rem, names, jobs, or_quiet(reporter))
 
 
-def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult:
+def _pull(proj: Project, rem: Remote, names: list[str], jobs: int, reporter: Reporter) -> SyncResult:
+    from ..runflow import new_run_id
+
     conn, h = proj.conn, proj.hasher
     if conn is None:
         raise UsageError(f"cannot write pipetool's state under {proj.root}/.pipetool")
     result = SyncResult(rem.url)
     locked = read_lock(proj.root)
+    current = proj.records()
     wanted: dict[str, Record] = {}
     for name in names:
         if name not in locked:
@@ -128,6 +132,8 @@ def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult
             _record(proj, name, rec, None)
             continue
         wanted[name] = rec
+
+    displace_id = new_run_id()
 
     def usable(entry: CachedBuild | None, rec: Record) -> TypeGuard[CachedBuild]:
         return entry is not None and entry.outs == rec.outs
@@ -160,7 +166,12 @@ def _pull(proj: Project, rem: Remote, names: list[str], jobs: int) -> SyncResult
                 result.missing[name] = failed.get(rec.fingerprint) or "not on the remote"
                 continue
             try:
+                protect(proj.pipeline.targets[name], current.get(name), h, cache, f"pull-{displace_id}",
+                        reporter.warning)
                 cache.restore_outs(entry.outs, entry.dirs, entry.execs, source=staging)
+            except OutsError as exc:
+                result.missing[name] = exc.message
+                continue
             except (CacheMiss, OSError) as exc:
                 result.missing[name] = getattr(exc, "reason", None) or str(exc)
                 continue

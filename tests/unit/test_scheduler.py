@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pipetool.errors import PipetoolError
 from pipetool.execute.jobs import Job, JobKey, Outcome
 from pipetool.execute.scheduler import RunOptions, TargetResult, run_targets
 from pipetool.fingerprint.trace import Trace
@@ -85,6 +86,7 @@ class World:
     events: list[tuple[str, str]] = field(default_factory=list)
     executors: list[FakeExecutor] = field(default_factory=list)
     judged_forced: dict[str, bool] = field(default_factory=dict)
+    unclearable: set[str] = field(default_factory=set)  # prepare_outs refuses these
 
     def trace(self, t: Target) -> Trace:
         return Trace(f"cmd:{t.cmd_template}", {}, {d.path: self.content.get(d.path) for d in t.deps}, {})
@@ -116,6 +118,8 @@ class World:
 
     def prepare_outs(self, t: Target) -> None:
         self.events.append(("prepare", t.name))
+        if t.name in self.unclearable:
+            raise PipetoolError(f"cannot clear its out {t.outs[0]} before running (Permission denied)")
         for o in t.outs:
             self.content[o] = None
 
@@ -284,6 +288,15 @@ def test_a_job_running_when_another_fails_finishes_and_is_recorded():
     results, _ = run(w, jobs=2)
     assert actions(results) == {"a": "failed", "b": "not-run", "x": "built", "y": "not-run"}
     assert results["y"].reason == "stopped after a failure"
+
+
+def test_a_target_whose_old_outs_cannot_be_cleared_fails_without_running():
+    w = World(pipeline(*FAN), unclearable={"a"})
+    results, rep = run(w, jobs=1, keep_going=True)
+    assert actions(results) == {"a": "failed", "b": "not-run", "x": "built", "y": "built"}
+    assert results["a"].reason == "cannot clear its out out/a before running (Permission denied)"
+    assert JobKey("a") not in w.executors[0].submitted
+    assert rep.lines[:2] == ["start a", "failed a: cannot clear its out out/a before running (Permission denied)"]
 
 
 # -- checks -----------------------------------------------------------------------------
