@@ -149,16 +149,18 @@ def _read_manifests(root: str, files: list[str], result: Recovery) -> list[dict[
         except (OSError, ValueError) as exc:
             result.runs_lost[rel] = f"{rel} cannot be read ({exc})"
             continue
-        problem = manifest_problem(m, os.path.basename(os.path.dirname(path)))
+        problem = manifest_problem(m, os.path.basename(os.path.dirname(path)), root)
         if problem:
             result.runs_lost[rel] = f"{rel} {problem}"
             continue
+        m.setdefault("targets", {})
         found.append(m)
     return sorted(found, key=lambda m: m["id"])
 
 
-def manifest_problem(m: Any, folder: str) -> str:
-    """Why `m` is not a run manifest pipetool can import ('' when it is one)."""
+def manifest_problem(m: Any, folder: str, root: str) -> str:
+    """Why `m` is not a run manifest pipetool can import ('' when it is one): its outs
+    must be paths inside the project, as pipetool spells them (a checkout writes there)."""
     if not isinstance(m, dict):
         return "is not a JSON object"
     if m.get("id") != folder:
@@ -177,7 +179,21 @@ def manifest_problem(m: Any, folder: str) -> str:
         if not isinstance(t, dict) or not isinstance(t.get("action"), str) \
                 or not isinstance(t.get("outs") or {}, dict):
             return f"has an entry of target '{printable(name)}' that is not an action with outs"
+        unsafe = [o for o in t.get("outs") or {} if not inside_project(o, root)]
+        if unsafe:
+            return f"names an out of target '{printable(name)}' outside the project: {printable(unsafe[0])}"
     return ""
+
+
+def inside_project(path: str, root: str) -> bool:
+    """`path` is a project-relative path spelled as pipetool spells outs (nothing that
+    reaches outside the root or into .pipetool/)."""
+    from .spec.paths import normalize
+
+    try:
+        return normalize(path, root, "out", None) == path
+    except PipetoolError:
+        return False
 
 
 def _read_lock(root: str, result: Recovery) -> dict[str, Any]:
@@ -194,18 +210,19 @@ def _import_runs(conn: sqlite3.Connection, manifests: list[dict[str, Any]], resu
     from .plan import param_diffs
 
     params: dict[str, dict[str, Any]] = {}
+    rows = []
     for m in manifests:
-        m.setdefault("targets", {})
         parent = m.get("parent")
         changed = ([f"{k}: {a} -> {b}" for k, a, b in param_diffs(params[parent], m.get("params") or {})]
                    if parent in params else [])
         argv = m.get("argv") or []
         kind = m.get("kind") or ("branch" if argv[1:2] == ["branch"] else "run")
-        store_runs.import_run(conn, m, changed, str(kind))
+        rows.append((m, changed, str(kind)))
         params[m["id"]] = m.get("params") or {}
         result.runs.append(m["id"])
         if m["status"] == "running" and not m["targets"]:
             result.journals_lost.append(m["id"])
+    store_runs.import_runs(conn, rows)
 
 
 def _built_by(manifests: list[dict[str, Any]], name: str, fingerprint: str) -> str:
@@ -224,6 +241,10 @@ def _import_records(conn: sqlite3.Connection, root: str, lock: dict[str, Any],
     hasher = Hasher(root, None)
     for name in sorted(lock):
         rec = store_records.from_lock(lock[name])
+        unsafe = [o for o in rec.outs if not inside_project(o, root)]
+        if unsafe:
+            result.records_left[name] = f"the lock names an out outside the project ({printable(unsafe[0])})"
+            continue
         try:
             differs = [o for o, d in rec.outs.items() if hasher.digest(o) != d]
         except PipetoolError as exc:

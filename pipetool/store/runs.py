@@ -151,20 +151,22 @@ def write_manifest_file(root: str, m: dict[str, Any]) -> None:
         raise_write_error(exc, path, f"the manifest file of run {m['id']}")
 
 
-def import_run(conn: sqlite3.Connection, m: dict[str, Any], changed: list[str], kind: str) -> None:
-    """A run as its manifest file has it, row and journal in one transaction (what
-    `pipetool recover` rebuilds the index from). No pid: one left `running` is shown
-    `interrupted`, as a run whose process is gone."""
-    row = (m["id"], m.get("parent"), m["status"], m["started_at"], m.get("finished_at"), None,
-           json.dumps(list(m.get("argv") or [])), json.dumps(m.get("params") or {}, default=str),
-           json.dumps(m.get("overrides") or {}, default=str), json.dumps(m.get("metrics") or {}, default=str),
-           json.dumps(changed), kind)
-    journal = [(m["id"], to_db(name), t["action"], t.get("fingerprint"), t.get("reason"), t.get("duration_s"),
-                json.dumps(t.get("outs") or {}, sort_keys=True), json.dumps(t.get("checks") or []))
-               for name, t in m["targets"].items()]
+def import_runs(conn: sqlite3.Connection, runs: list[tuple[dict[str, Any], list[str], str]]) -> None:
+    """Runs as their manifest files have them (manifest, changed params, kind), rows and
+    journals in one transaction: what `pipetool recover` rebuilds the index from. No pid:
+    a run left `running` is shown `interrupted`, as one whose process is gone."""
+    rows, journal = [], []
+    for m, changed, kind in runs:
+        rows.append((m["id"], m.get("parent"), m["status"], m["started_at"], m.get("finished_at"), None,
+                     json.dumps(list(m.get("argv") or [])), json.dumps(m.get("params") or {}, default=str),
+                     json.dumps(m.get("overrides") or {}, default=str),
+                     json.dumps(m.get("metrics") or {}, default=str), json.dumps(changed), kind))
+        journal += [(m["id"], to_db(name), t["action"], t.get("fingerprint"), t.get("reason"), t.get("duration_s"),
+                     json.dumps(t.get("outs") or {}, sort_keys=True), json.dumps(t.get("checks") or []))
+                    for name, t in m["targets"].items()]
 
     def write(c: sqlite3.Connection) -> None:
-        c.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        c.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", journal)
 
-    with_tx(conn, write, f"run {m['id']} (from its manifest file)")
+    with_tx(conn, write, f"{len(rows)} run(s) read from their manifest files")

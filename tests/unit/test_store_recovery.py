@@ -259,7 +259,22 @@ def test_set_aside_never_overwrites_an_earlier_copy(tmp_path):
     ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": []}, "has 'targets' that is not a mapping"),
     ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": {"outs": {}}}},
      "has an entry of target 'a' that is not an action with outs"),
-    ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": built("f", {})}}, ""),
+    ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": built("f", {"../x": "d"})}},
+     "names an out of target 'a' outside the project: ../x"),
+    ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": built("f", {"/etc/x": "d"})}},
+     "names an out of target 'a' outside the project: /etc/x"),
+    ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": built("f", {".pipetool/x": "d"})}},
+     "names an out of target 'a' outside the project: .pipetool/x"),
+    ({"id": "r1", "status": "succeeded", "started_at": "t", "targets": {"a": built("f", {"out/": "d"})}}, ""),
 ])
-def test_a_manifest_file_is_checked_before_it_is_imported(m, problem):
-    assert manifest_problem(m, "r1") == problem
+def test_a_manifest_file_is_checked_before_it_is_imported(m, problem, tmp_path):
+    assert manifest_problem(m, "r1", str(tmp_path)) == problem
+
+
+def test_recover_never_trusts_a_lock_entry_naming_an_out_outside_the_project(project):
+    lock = json.loads((project / "pipetool.lock").read_text())
+    lock["targets"]["evil"] = {"fingerprint": "fe", "outs": {"../outside.txt": None}}
+    (project / "pipetool.lock").write_text(json.dumps(lock))
+    r = recover(cwd=str(project))
+    assert r.records_left["evil"] == "the lock names an out outside the project (../outside.txt)"
+    assert "evil" not in r.records
