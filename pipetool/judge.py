@@ -6,6 +6,7 @@ upstream verdicts folded in by `plan.plan`), so the three can never disagree.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ class Judgement:
 def judge(p: Pipeline, t: Target, hasher: Hasher, record: Record | None, *, forced: bool = False) -> Judgement:
     """Observe `t` now and decide it against its record (its upstream is done)."""
     trace = observe(p, t, hasher)
-    outs = observe_outs(t, hasher)
+    outs = outs_now(t, hasher, record)
     return Judgement(trace, outs, decide(trace, outs, record, always=t.always, forced=forced))
 
 
@@ -38,6 +39,38 @@ def judge_selection(p: Pipeline, g: Graph, hasher: Hasher, selected: list[str],
     """Verdicts for every selected target (a topological order), nothing run: a target
     below a stale one is pending unless its own inputs changed too."""
     traces = {n: observe(p, p.targets[n], hasher) for n in selected}
-    outs = {n: observe_outs(p.targets[n], hasher) for n in selected}
+    outs = {n: outs_now(p.targets[n], hasher, records.get(n)) for n in selected}
     always = frozenset(n for n in selected if p.targets[n].always)
     return plan(selected, g.upstream, g.dep_producers, traces, outs, records, always=always, forced=forced)
+
+
+LOST_EXEC = ":lost-exec-bit"  # marks an out digest whose files lost their execute bit
+
+
+def outs_now(t: Target, hasher: Hasher, record: Record | None) -> dict[str, str | None]:
+    """Each out's digest now; an out holding a file the record saw executable that no longer
+    is counts as modified (the content hash does not carry the mode; a restore puts it back)."""
+    outs = observe_outs(t, hasher)
+    for out in _lost_exec_bits(t, hasher.root, record):
+        digest = outs.get(out)
+        if digest is not None:
+            outs[out] = digest + LOST_EXEC
+    return outs
+
+
+def _lost_exec_bits(t: Target, root: str, record: Record | None) -> set[str]:
+    """The outs of `t` holding a file `record` lists as executable that is not now."""
+    if record is None or record.trace is None:
+        return set()
+    if isinstance(record.trace, str) and '"execs"' not in record.trace:
+        return set()  # the common case, without parsing the trace
+    execs = (record.trace_dict() or {}).get("execs") or []
+    lost: set[str] = set()
+    for rel in execs:
+        try:
+            if os.stat(os.path.join(root, rel)).st_mode & 0o100:
+                continue
+        except OSError:
+            continue  # gone: the out's own digest says so
+        lost.update(o for o in t.outs if rel == o.rstrip("/") or rel.startswith(o.rstrip("/") + "/"))
+    return lost
