@@ -14,11 +14,11 @@ _WHERE = {
     "runs": "experiments", "show": "experiments", "branch": "experiments",
     "checkout": "experiments", "diff": "experiments", "gc": "experiments",
     "push": "remote.pushpull", "pull": "remote.pushpull",
-    "check": "lint", "RunResult": "runflow", "PipetoolError": "errors",
+    "check": "lint", "recover": "recovery", "RunResult": "runflow", "PipetoolError": "errors",
 }
 __all__ = [  # noqa: RUF022 - the order of _WHERE: API, experiments, remote, the rest
     "__version__", "load", "status", "run", "dag", "StatusReport", "runs", "show", "branch", "checkout", "diff",
-    "gc", "push", "pull", "check", "RunResult", "PipetoolError",
+    "gc", "push", "pull", "check", "recover", "RunResult", "PipetoolError",
 ]
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .judge import judge_selection
 from .plan import FRESH, State, Verdict
 from .project import open_project
-from .reporting import Reporter, or_quiet
+from .reporting import QuietReporter, Reporter, or_quiet
 from .spec.loader import load as _load
 from .spec.model import Pipeline
 from .spec.params import overrides_from
@@ -44,7 +44,7 @@ def status(
 ) -> StatusReport:
     """What is stale or pending among the targets (all when none) and why; runs nothing."""
     with open_project(file, cwd, overrides_from(set)) as proj:
-        _, selected = proj.selection(targets)
+        _, selected = proj.selection(targets, QuietReporter().warning)
         return StatusReport(judge_selection(proj.pipeline, proj.graph, proj.hasher, selected, proj.records()))
 
 

@@ -161,7 +161,8 @@ class GcResult:
 
 
 def gc(*, keep_last: int = 10, keep: Iterable[str] = (), dry_run: bool = False,
-       file: str | None = None, cwd: str | None = None, wait: bool = True, reporter: Any = None) -> GcResult:
+       file: str | None = None, cwd: str | None = None, wait: bool = True,
+       reporter: Reporter | None = None) -> GcResult:
     """Remove cache objects that neither the last `keep_last` runs, the named runs, nor
     the workspace's own records refer to."""
     from .store.projectlock import acquire
@@ -169,31 +170,31 @@ def gc(*, keep_last: int = 10, keep: Iterable[str] = (), dry_run: bool = False,
     if keep_last < 0:
         raise UsageError("--keep-last must be 0 or more")
     rep = or_quiet(reporter)
-    with open_project(file, cwd) as proj:
+    with open_project(file, cwd) as proj, acquire(proj.root, f"gc (pid {os.getpid()})", wait, rep.waiting):
         conn = proj.conn
-        assert conn is not None
+        if conn is None:  # no store: nothing was ever cached here
+            return GcResult([], 0, 0, 0, dry_run)
         named = [store_runs.resolve(conn, k) for k in keep]
-        with acquire(proj.root, f"gc (pid {os.getpid()})", wait, rep.waiting):
-            all_runs = [s["id"] for s in store_runs.summaries(conn)]
-            kept_runs = sorted(set(all_runs[-keep_last:] if keep_last else []) | set(named))
-            cache = Cache(proj.root)
-            wanted: set[str] = set()
-            for rid in kept_runs:
-                for t in store_runs.manifest(conn, rid)["targets"].values():
-                    if t.get("action") in KEPT_ACTIONS:
-                        wanted.update(d for d in (t.get("outs") or {}).values() if d)
-            for r in proj.records().values():
-                wanted.update(d for d in r.outs.values() if d)
-            objects = cache.all_objects()
-            for digest in list(wanted):  # a kept folder keeps the files it lists
-                listing = cache.peek_listing(digest, objects.get(digest, 0))
-                if listing:
-                    wanted.update(listing.values())
-            doomed = {d: size for d, size in objects.items() if d not in wanted}
-            if not dry_run:
-                for d in doomed:
-                    cache.remove(d)
-                for entry in runcache.all_entries(conn):
-                    if any(d in doomed for d in entry.outs.values()):
-                        runcache.forget(conn, entry.fingerprint)
-            return GcResult(kept_runs, len(doomed), sum(doomed.values()), len(objects) - len(doomed), dry_run)
+        all_runs = [s["id"] for s in store_runs.summaries(conn)]
+        kept_runs = sorted(set(all_runs[-keep_last:] if keep_last else []) | set(named))
+        cache = Cache(proj.root)
+        wanted: set[str] = set()
+        for rid in kept_runs:
+            for t in store_runs.manifest(conn, rid)["targets"].values():
+                if t.get("action") in KEPT_ACTIONS:
+                    wanted.update(d for d in (t.get("outs") or {}).values() if d)
+        for r in proj.records().values():
+            wanted.update(d for d in r.outs.values() if d)
+        objects = cache.all_objects()
+        for digest in list(wanted):  # a kept folder keeps the files it lists
+            listing = cache.peek_listing(digest, objects.get(digest, 0))
+            if listing:
+                wanted.update(listing.values())
+        doomed = {d: size for d, size in objects.items() if d not in wanted}
+        if not dry_run:
+            for d in doomed:
+                cache.remove(d)
+            for entry in runcache.all_entries(conn):
+                if any(d in doomed for d in entry.outs.values()):
+                    runcache.forget(conn, entry.fingerprint)
+        return GcResult(kept_runs, len(doomed), sum(doomed.values()), len(objects) - len(doomed), dry_run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import PipelineError, UsageError
@@ -219,26 +220,38 @@ def _toposort(p: Pipeline, up: dict[str, list[str]]) -> list[str]:
     return order
 
 
-def resolve_targets(p: Pipeline, g: Graph, names: list[str] | tuple[str, ...]) -> list[str]:
-    """Map command-line names (target names or out paths) to target names."""
+def resolve_targets(p: Pipeline, g: Graph, names: list[str] | tuple[str, ...],
+                    warn: Callable[[str], None] | None = None) -> list[str]:
+    """Map command-line names (target names or out paths) to target names. A name that is
+    a target and also an out of another target means the target; `warn` says so, and how
+    to name the file instead (`./NAME`)."""
     out: list[str] = []
     for raw in names:
-        name: str | None = raw if raw in p.targets else None
+        owner = _out_owner(p, g, raw) if raw else None
+        if raw in p.targets:
+            name: str | None = raw
+            if owner is not None and owner != raw and warn is not None:
+                warn(f"'{raw}' names target '{raw}', not the file {raw} (an out of target '{owner}'); "
+                     f"write ./{raw} for the file")
+        else:
+            name = owner
         if name is None:
-            if raw:
-                for spelled in (raw, os.path.relpath(os.path.abspath(raw), p.root)):
-                    key = strip_dir(os.path.normpath(spelled).replace(os.sep, "/"))
-                    name = g.producer.get(key)
-                    if name is not None:
-                        break
-            if name is None:
-                raise UsageError(
-                    f"unknown target '{raw}': not a target name nor an out of any target"
-                    f"{closest(raw, list(p.targets) + list(g.producer))}"
-                )
+            raise UsageError(
+                f"unknown target '{raw}': not a target name nor an out of any target"
+                f"{closest(raw, list(p.targets) + list(g.producer))}"
+            )
         if name not in out:
             out.append(name)
     return out
+
+
+def _out_owner(p: Pipeline, g: Graph, raw: str) -> str | None:
+    """The target producing the out `raw` names (relative to the root, else to the cwd)."""
+    for spelled in (raw, os.path.relpath(os.path.abspath(raw), p.root)):
+        name = g.producer.get(strip_dir(os.path.normpath(spelled).replace(os.sep, "/")))
+        if name is not None:
+            return name
+    return None
 
 
 def select(g: Graph, names: list[str]) -> list[str]:

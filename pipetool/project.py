@@ -3,7 +3,7 @@ used as a context manager (`with open_project(...) as proj:`), which closes the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +33,12 @@ class Project:
     def records(self) -> dict[str, Record]:
         return load_records(self.conn, lambda: read_lock(self.root), self.pipeline.targets)
 
-    def selection(self, names: Iterable[str] | None) -> tuple[list[str], list[str]]:
+    def selection(self, names: Iterable[str] | None,
+                  warn: Callable[[str], None] | None = None) -> tuple[list[str], list[str]]:
         """(resolved names, selected targets in topological order); the selection's
-        deps that no target produces must exist (hashed here, memoized for later)."""
-        resolved = resolve_targets(self.pipeline, self.graph, list(names or ()))
+        deps that no target produces must exist (hashed here, memoized for later). `warn`
+        hears of a name that is a target and another target's out."""
+        resolved = resolve_targets(self.pipeline, self.graph, list(names or ()), warn)
         selected = select(self.graph, resolved)
         check_sources(self.pipeline, self.graph, selected, lambda d: self.hasher.digest(d) is not None)
         return resolved, selected

@@ -68,7 +68,7 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
     from .store.projectlock import acquire
 
     p = proj.pipeline
-    named, selected = proj.selection(request.targets)
+    named, selected = proj.selection(request.targets, reporter.warning)
     forced = frozenset((named or selected) if request.force else ())
     parent = base["id"] if base is not None else head(proj)
     if request.dry_run:

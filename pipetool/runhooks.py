@@ -22,6 +22,7 @@ from .store import records as store_records
 from .store import runcache
 from .store import runs as store_runs
 from .store.cache import Cache, CacheMiss, executables
+from .store.failures import raise_write_error
 from .store.records import Record
 
 if TYPE_CHECKING:
@@ -140,10 +141,13 @@ class RunWorkspace:
     # -- running ---------------------------------------------------------------------
     def make_executor(self) -> Executor:
         # Made when the first target runs: a no-op run leaves no folders behind.
-        ensure_dir(self.log_dir)
-        ensure_dir(os.path.dirname(self.params_file))
-        with open(self.params_file, "w", encoding="utf-8") as f:
-            json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+        try:
+            ensure_dir(self.log_dir)
+            ensure_dir(os.path.dirname(self.params_file))
+            with open(self.params_file, "w", encoding="utf-8") as f:
+                json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+        except OSError as exc:
+            raise_write_error(exc, self.params_file, f"run {self.run_id}'s logs and params file")
         needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
         return make_executor(self.config, self.proj.root, self.jobs, needs)
 

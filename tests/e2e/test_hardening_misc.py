@@ -27,3 +27,25 @@ def test_an_out_that_lost_its_execute_bit_is_stale_and_restored_with_it(project)
         assert os.stat(path).st_mode & stat.S_IXUSR
         ok(project.pt("status", "--check"))
     assert project.runs() == ["tool"]
+
+
+def test_a_name_that_is_a_target_and_another_targets_out_means_the_target_and_says_so(project):
+    project.write("in/a.txt", "a\n")
+    project.pipeline("""
+        targets:
+          report:
+            cmd: echo report >> runs.log && cat in/a.txt > out.txt
+            deps: [in/a.txt]
+            outs: [out.txt]
+          make:
+            cmd: echo make >> runs.log && cat in/a.txt > report
+            deps: [in/a.txt]
+            outs: [report]
+    """)
+    res = ok(project.pt("run", "report"))
+    assert ("pipetool: warning: 'report' names target 'report', not the file report (an out of target "
+            "'make'); write ./report for the file") in res.stderr
+    assert project.runs() == ["report"]
+    res = ok(project.pt("run", "./report"))
+    assert "warning" not in res.stderr
+    assert project.runs() == ["report", "make"]
