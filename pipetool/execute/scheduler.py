@@ -115,13 +115,15 @@ class _Scheduler:
     def run(self) -> None:
         try:
             self._loop()
-        except BaseException:
+        except BaseException as exc:
             if self.executor is not None:
                 self.executor.cancel_all()
+            # Ctrl-C, SIGTERM, or pipetool's own machinery failing (its message says how)
+            why = exc.message if isinstance(exc, PipetoolError) else "interrupted"
             for key in self.running:
                 res = self.results[key.target]
-                res.action, res.reason = FAILED, "interrupted"
-            self._not_run("interrupted")
+                res.action, res.reason = FAILED, why
+            self._not_run(why)
             raise
         finally:
             if self.executor is not None:

@@ -383,3 +383,17 @@ def test_an_interrupt_leaves_results_saying_what_happened_to_each_target():
     # a finished; b and d were running; c was judged but never launched
     assert actions(results) == {"a": "built", "b": "failed", "c": "not-run", "d": "failed"}
     assert results["b"].reason == results["d"].reason == results["c"].reason == "interrupted"
+
+
+def test_a_failing_executor_names_its_failure_on_the_targets_it_stopped():
+    def pick(ex: FakeExecutor) -> JobKey:
+        raise PipetoolError("the run was stopped: internal error in pipetool's I/O thread (RuntimeError: x)")
+
+    w = World(pipeline(target("a"), target("b", deps=["out/a"])), pick=pick)
+    g = build_graph(w.p)
+    results: dict[str, TargetResult] = {}
+    with pytest.raises(PipetoolError):
+        run_targets(w.p, g, list(g.order), w, Reporter(), RunOptions(jobs=1, log_dir="/nonexistent-logs"), results)
+    why = "the run was stopped: internal error in pipetool's I/O thread (RuntimeError: x)"
+    assert {n: (r.action, r.reason) for n, r in results.items()} == {"a": ("failed", why), "b": ("not-run", why)}
+    assert w.executors[0].cancelled
