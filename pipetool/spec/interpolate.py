@@ -1,15 +1,18 @@
-"""`${a.b}` substitution in commands: render a param as YAML would, shell-quoted if needed."""
+"""`${a.b}` substitution in commands: render a param as YAML would, then quote it for the
+place it sits in the command (shellctx), so it is exactly its value there, nothing more."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-import shlex
+import shutil
+import subprocess
 from typing import Any
 
 from .params import MISSING, lookup
-
-_PATTERN = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+from .shellctx import Scanner
+from .shellquote import Refused, in_context, is_number, is_plain
 
 
 def render_value(value: Any) -> str:
@@ -32,20 +35,66 @@ def render_value(value: Any) -> str:
 
 
 def interpolate(cmd: str, params: dict[str, Any]) -> tuple[str, list[str], list[str]]:
-    """Return (command, keys used, unknown keys); a literal `${` is written `$${`."""
+    """Return (command, keys used, unknown keys); a literal `${` is written `$${`.
+
+    Raises `Refused` for a placeholder that no quoting makes safe where it sits, and
+    `AmbiguousParam` for a key naming two params."""
     used: list[str] = []
     unknown: list[str] = []
 
-    def sub(m: re.Match) -> str:
-        if m.group(0) == "$${":
-            return "${"
-        key = m.group(1).strip()
+    def place(raw: str, context: str, arithmetic: bool, nowhere: str) -> str:
+        key = raw.strip()
         value = lookup(params, key)
         if value is MISSING:
             unknown.append(key)
-            return m.group(0)
+            return "${" + raw + "}"
         if key not in used:
             used.append(key)
-        return shlex.quote(render_value(value))
+        text = render_value(value)
+        if "\0" in text:
+            raise Refused(f"param '{key}' holds a NUL character, which no shell command can carry")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refused(f"param '{key}' holds a lone surrogate ({text!r}), which is not UTF-8 text") from None
+        if arithmetic:
+            if not is_number(text):
+                raise Refused(f"'${{{raw}}}' sits where bash evaluates arithmetic ($((…)), ((…)), let, "
+                              f"[[ … -eq … ]], an array subscript), where only a number is safe, "
+                              f"and param '{key}' is {text!r}")
+            return text
+        if nowhere:
+            if not is_plain(text):
+                raise Refused(f"'${{{raw}}}' sits {nowhere}, where no quoting works and only a plain value "
+                              f"(letters, digits and @%+=:,./-_) is safe, and param '{key}' is {text!r}")
+            return text
+        rendered = in_context(text, context)
+        if rendered != text:
+            quoted.append(key)
+        return rendered
 
-    return _PATTERN.sub(sub, cmd), used, unknown
+    quoted: list[str] = []
+    out = Scanner(cmd, place).render()
+    if quoted:
+        complaint = bash_syntax_error(out)
+        if complaint:
+            raise Refused(f"with its params in place the command is not valid bash ({complaint}), so where "
+                          f"'${{{quoted[0]}}}' sits cannot be known for sure; fix the command")
+    return out, used, unknown
+
+
+@functools.lru_cache(maxsize=4096)
+def bash_syntax_error(command: str) -> str | None:
+    """What `bash -n` says against `command`, or None when bash parses it. Asked only of a
+    command holding a quoted value: the quoting is right only where bash reads the command
+    as shellctx does, and after a syntax error bash reads on from the next line afresh."""
+    try:
+        res = subprocess.run([shutil.which("bash") or "/bin/bash", "-n", "-c", command], capture_output=True,
+                             timeout=60, stdin=subprocess.DEVNULL, env={})  # env: no BASH_ENV
+    except (OSError, subprocess.SubprocessError):
+        return None  # no bash here: no command runs either
+    if res.returncode == 0:
+        return None
+    err = res.stderr.decode("utf-8", "replace")
+    lines = [re.sub(r"^.*?: -c: ", "", ln).strip() for ln in err.splitlines() if ln.strip()]
+    return lines[0] if lines else f"bash -n exits {res.returncode}"

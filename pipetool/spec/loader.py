@@ -12,9 +12,11 @@ from .. import __version__
 from ..digests import hash_bytes, hash_strings
 from ..errors import PipelineError, UsageError, Where
 from .interpolate import interpolate
+from .jsonvalues import Locate, plain
 from .model import Check, Dep, Pipeline, Target
 from .params import (
     MISSING,
+    AmbiguousParam,
     apply_overrides,
     closest,
     deep_merge,
@@ -24,10 +26,11 @@ from .params import (
 )
 from .paramschema import effective_params, schema_source
 from .paths import normalize
+from .shellquote import Refused
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
-CACHE_FORMAT = "4"  # bump when what the cache files hold changes
+CACHE_FORMAT = "5"  # bump when what the cache files hold changes
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -162,8 +165,8 @@ def load(
 
     params = _effective_params(cache.head, root, locate)
     if base_params is not None:
-        params = deep_merge(params, base_params)
-    overrides = dict(overrides or {})
+        params = deep_merge(params, plain(base_params, "the params of the run branched from"))
+    overrides = {k: plain(v, "set by -S", path=(k,), error=UsageError) for k, v in (overrides or {}).items()}
     schema = schema_source(cache.head.get("params_schema"), root, lambda: locate(("params_schema",)))
     model_key = hash_strings([
         json.dumps(params, sort_keys=True, default=str),
@@ -208,11 +211,13 @@ def _derive(cache: _SpecCache, name: str, build):
 
 
 def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
-    params: dict[str, Any] = doc.get("params") or {}
+    """`params`, then each params file merged over them; every value a JSON value."""
+    params: dict[str, Any] = plain(doc.get("params") or {}, "in the pipeline's params", Locate(locate))
     for i, rel in enumerate(doc.get("params_files") or []):
         where = partial(locate, ("params_files", i))
         norm = normalize(rel, root, "params file", where)
-        params = deep_merge(params, read_params_file(os.path.join(root, norm), norm, where))
+        values = read_params_file(os.path.join(root, norm), norm, where)
+        params = deep_merge(params, plain(values, f"in params file {norm}", Where(norm)))
     return params
 
 
@@ -226,7 +231,12 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     declared: list[str] = []
     keys = None
     for i, key in enumerate(raw.get("params") or []):
-        if lookup(params, key) is MISSING:
+        try:
+            value = lookup(params, key)
+        except AmbiguousParam as exc:
+            where = partial(locate, (*at, "params", i))
+            raise PipelineError(f"target '{name}' declares {exc.message}", where) from None
+        if value is MISSING:
             keys = keys or known_keys(params)
             raise PipelineError(
                 f"target '{name}' declares unknown param '{key}'{closest(key, keys)}",
@@ -237,7 +247,7 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
 
     template = cmd = raw.get("cmd")
     if cmd is not None:
-        cmd, used, unknown = interpolate(cmd, params)
+        cmd, used, unknown = _interpolate(cmd, params, f"target '{name}': cmd", partial(locate, (*at, "cmd")))
         if unknown:
             keys = known_keys(params)
             raise PipelineError(
@@ -282,9 +292,18 @@ def _check(raw, params: dict, name: str, i: int, locate: _Locator) -> Check:
     """A check: a command (with `${...}` like a target's cmd) or {python: mod:func}."""
     if isinstance(raw, dict):
         return Check(python=raw["python"])
-    cmd, _, unknown = interpolate(raw, params)
+    cmd, _, unknown = _interpolate(raw, params, f"target '{name}': check {i + 1}",
+                                   partial(locate, ("targets", name, "checks", i)))
     if unknown:
         raise PipelineError(
             f"target '{name}': check uses unknown param '${{{unknown[0]}}}'{closest(unknown[0], known_keys(params))}",
             lambda: locate(("targets", name, "checks", i)))
     return Check(cmd=cmd)
+
+
+def _interpolate(cmd: str, params: dict, what: str, where) -> tuple[str, list[str], list[str]]:
+    """`interpolate`, its refusals made pipeline errors placed at the command."""
+    try:
+        return interpolate(cmd, params)
+    except (Refused, AmbiguousParam) as exc:
+        raise PipelineError(f"{what}: {exc.message if isinstance(exc, AmbiguousParam) else exc}", where) from None

@@ -5,6 +5,7 @@ import copy
 import difflib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,11 +15,44 @@ from ..errors import PipelineError, UsageError, Where, WhereLike
 MISSING = object()
 
 
+class AmbiguousParam(PipelineError):
+    """A dotted key names both a key spelled with a dot and a nested key (exit 2)."""
+
+
+def resolve(params: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    """The keys `key` names, level by level: at each level a key spelled exactly as the rest
+    of the path (dots included, `a.b`) or as its next segments, then on below; None when
+    nothing matches; AmbiguousParam when two paths match (`a.b` and `a` → `b`)."""
+    if "." not in key:
+        return (key,) if key in params else None
+    parts = key.split(".")
+    found: list[tuple[str, ...]] = []
+
+    def walk(node: Any, i: int, path: tuple[str, ...]) -> None:
+        if i == len(parts):
+            found.append(path)
+            return
+        if not isinstance(node, dict):
+            return
+        for j in range(len(parts), i, -1):
+            k = ".".join(parts[i:j])
+            if k in node and len(found) < 2:
+                walk(node[k], j, path + (k,))
+
+    walk(params, 0, ())
+    if len(found) > 1:
+        a, b = (" → ".join(f"'{k}'" for k in p) for p in found[:2])
+        raise AmbiguousParam(f"param '{key}' is ambiguous: it names both {a} and {b}; rename one of them")
+    return found[0] if found else None
+
+
 def lookup(params: dict[str, Any], key: str) -> Any:
+    """The value at dotted `key` (see `resolve`), or MISSING."""
+    path = resolve(params, key)
+    if path is None:
+        return MISSING
     node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
+    for part in path:
         node = node[part]
     return node
 
@@ -95,8 +129,13 @@ def read_params_file(path: str, shown: str, where: WhereLike, kind: str = "param
     return value
 
 
+_COMMENT = re.compile(r"[ \t]#")
+
+
 def parse_override_value(text: str) -> Any:
-    """A `-S` value: a YAML 1.2 core-schema scalar, or a quoted/flow YAML value."""
+    """A `-S` value, read as the value of a key in a YAML file: a 1.2 core-schema scalar
+    (`1e-3` a number, only true/false booleans), or a quoted or flow value; a `#` after a
+    blank starts a comment (`-S "a=1 # why"` sets 1, `-S a=x#y` the string `x#y`)."""
     from .yamlread import core_scalar, parse_yaml
 
     stripped = text.strip()
@@ -106,7 +145,8 @@ def parse_override_value(text: str) -> Any:
         except PipelineError as exc:
             raise UsageError(f"-S value {text!r} is not valid YAML: {exc.message}") from None
         return value
-    return core_scalar(stripped)
+    comment = _COMMENT.search(text)
+    return core_scalar((text[:comment.start()] if comment else text).strip())
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
@@ -130,28 +170,39 @@ def overrides_from(set_: Iterable[str] | Mapping[str, Any] | None) -> dict[str, 
 
 
 def apply_overrides(
-    params: dict[str, Any], overrides: dict[str, Any], declared: Iterable[str] = ()
+    params: dict[str, Any], overrides: dict[str, Any], declared: Iterable[tuple[str, ...] | str] = ()
 ) -> dict[str, Any]:
     """Set each dotted key; a key not already known is an error naming the closest one.
 
-    `declared`: further keys that may be set though no param holds them yet (those a
-    params schema declares); the mappings above them are created as needed."""
+    `declared`: paths (or dotted keys) of further keys that may be set though no param holds
+    them yet (those a params schema declares); the mappings above them are created as needed."""
     if not overrides:
         return params
     result = copy.deepcopy(params)
-    keys = known_keys(params)
-    extra = [k for k in declared if k not in keys]
+    spelled: dict[str, list[tuple[str, ...]]] = {}
+    for d in declared:
+        parts = tuple(d.split(".")) if isinstance(d, str) else tuple(d)
+        spelled.setdefault(".".join(parts), []).append(parts)
     for key, value in overrides.items():
-        if lookup(params, key) is MISSING and key not in extra:
-            raise UsageError(f"-S {key}: unknown param{closest(key, keys + extra)}")
-        parts = key.split(".")
+        try:
+            path = resolve(params, key)
+        except AmbiguousParam as exc:
+            raise UsageError(f"-S {key}: {exc.message}") from None
+        if path is None:
+            paths = spelled.get(key, [])
+            if not paths:
+                keys = known_keys(params)
+                raise UsageError(f"-S {key}: unknown param{closest(key, keys + sorted(set(spelled) - set(keys)))}")
+            if len(paths) > 1:
+                a, b = (" → ".join(f"'{k}'" for k in p) for p in paths[:2])
+                raise UsageError(f"-S {key}: the params schema declares both {a} and {b}; rename one of them")
+            path = paths[0]
         node = result
-        for i, part in enumerate(parts[:-1]):
+        for i, part in enumerate(path[:-1]):
             if part not in node:
                 node[part] = {}
             elif not isinstance(node[part], dict):
-                above = ".".join(parts[: i + 1])
-                raise UsageError(f"-S {key}: param {above} is not a mapping")
+                raise UsageError(f"-S {key}: param {'.'.join(path[: i + 1])} is not a mapping")
             node = node[part]
-        node[parts[-1]] = value
+        node[path[-1]] = value
     return result

@@ -142,21 +142,26 @@ def _fill(instance: dict[str, Any], schema: Any, root: dict[str, Any], depth: in
     return out
 
 
-def declared_keys(schema: dict[str, Any]) -> list[str]:
-    """Every dotted key path the schema declares (`train`, `train.lr`): `-S` may set them."""
-    out: list[str] = []
+def declared_paths(schema: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Every key path the schema declares (("train",), ("train", "lr")): `-S` may set them."""
+    out: list[tuple[str, ...]] = []
 
-    def walk(s: Any, prefix: str, depth: int) -> None:
+    def walk(s: Any, prefix: tuple[str, ...], depth: int) -> None:
         if depth > MAX_DEPTH:
             return
         for name, sub in _property_schemas(s, schema):
-            path = prefix + name
+            path = prefix + (name,)
             if path not in out:
                 out.append(path)
-            walk(sub, path + ".", depth + 1)
+            walk(sub, path, depth + 1)
 
-    walk(schema, "", 0)
+    walk(schema, (), 0)
     return out
+
+
+def declared_keys(schema: dict[str, Any]) -> list[str]:
+    """The dotted spelling of `declared_paths` (`train`, `train.lr`)."""
+    return [".".join(p) for p in declared_paths(schema)]
 
 
 # -- validation ------------------------------------------------------------------------
@@ -212,12 +217,15 @@ def effective_params(
     apply_overrides: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
     """Defaults, then `-S` (which may name any key the schema declares), then defaults
-    again (an override may replace a subtree), then validation."""
+    again (an override may replace a subtree), then validation. A default must be a JSON
+    value like any param (the other sources are checked as they are read)."""
     if source is None:
         return apply_overrides(params, overrides)
+    from .jsonvalues import plain
+
     schema = source.load()
-    params = apply_defaults(params, schema)
-    params = apply_overrides(params, overrides, declared_keys(schema) if overrides else ())
-    params = apply_defaults(params, schema)
+    params = plain(apply_defaults(params, schema), f"a default in {source.label}", source.where)
+    params = apply_overrides(params, overrides, declared_paths(schema) if overrides else ())
+    params = plain(apply_defaults(params, schema), f"a default in {source.label}", source.where)
     validate_params(params, source)
     return params

@@ -415,14 +415,12 @@ def test_set_overrides_are_not_written_anywhere(proj):
 
 
 def test_a_params_file_with_a_date_inside_an_interpolated_subtree_is_not_a_crash(proj):
-    # TOML has dates; `${sec}` renders the mapping as compact JSON.
+    # TOML has dates: they become ISO 8601 strings; `${sec}` renders the mapping as compact JSON.
     root = proj("params_files: [p.toml]\ntargets:\n  t: {cmd: 'echo ${sec}'}\n",
                 **{"p.toml": "[sec]\nwhen = 1979-05-27\n"})
-    try:
-        p = pipetool.load(cwd=str(root))
-    except PipetoolError:
-        return  # a clear pipeline error is acceptable
-    assert "1979-05-27" in p.targets["t"].cmd
+    p = pipetool.load(cwd=str(root))
+    assert p.params == {"sec": {"when": "1979-05-27"}}
+    assert p.targets["t"].cmd == """echo '{"when":"1979-05-27"}'"""
 
 
 def test_nothing_is_read_or_written_outside_the_project_state_folder(proj):
@@ -438,3 +436,45 @@ def test_a_path_with_a_nul_byte_is_a_pipeline_error_not_a_crash(proj, field):
     with pytest.raises(PipetoolError):
         pipetool.load(cwd=str(root))
         pipetool.status(cwd=str(root))
+
+
+# --- params are JSON values; refusals are placed ------------------------------------------
+
+def test_nan_in_the_pipeline_params_is_an_error_at_its_place(proj):
+    root = proj("params:\n  train:\n    lr: .inf\ntargets:\n  t: {cmd: 'run ${train.lr}'}\n")
+    err = load_error(cwd=str(root))
+    assert isinstance(err, PipelineError)
+    assert "param 'train.lr' (in the pipeline's params) is not a finite number (it reads as .inf)" in err.message
+    assert (err.where.file, err.where.line, err.where.column) == ("pipeline.yaml", 3, 9)
+
+
+def test_a_non_finite_set_value_is_a_usage_error(proj):
+    root = proj("params: {a: 1}\ntargets:\n  t: {cmd: 'run ${a}'}\n")
+    with pytest.raises(UsageError) as ei:
+        pipetool.load(cwd=str(root), set=["a=1e400"])
+    assert "param 'a' (set by -S) is not a finite number (it reads as .inf)" in ei.value.message
+
+
+def test_an_api_set_mapping_must_hold_json_values(proj):
+    root = proj("params: {a: 1}\ntargets:\n  t: {cmd: 'run ${a}'}\n")
+    with pytest.raises(UsageError, match="is a set, which is not a JSON value"):
+        pipetool.load(cwd=str(root), set={"a": {1, 2}})
+
+
+def test_an_unsafe_placeholder_is_an_error_at_the_command(proj):
+    root = proj("params: {s: 'a b'}\ntargets:\n  t:\n    cmd: echo $'${s}'\n")
+    err = load_error(cwd=str(root))
+    assert "target 't': cmd: '${s}' sits inside $'…'" in err.message
+    assert (err.where.file, err.where.line) == ("pipeline.yaml", 4)
+
+
+def test_an_unsafe_placeholder_in_a_check_is_an_error_naming_the_check(proj):
+    root = proj("params: {s: 'a b'}\ntargets:\n  t:\n    cmd: 'true'\n    checks: ['true', 'echo $((${s}))']\n")
+    assert "target 't': check 2: '${s}' sits where bash evaluates arithmetic" in load_error(cwd=str(root)).message
+
+
+def test_an_ambiguous_declared_param_is_an_error_at_its_place(proj):
+    root = proj("params:\n  a.b: 1\n  a: {b: 2}\ntargets:\n  t:\n    cmd: 'true'\n    params: [a.b]\n")
+    err = load_error(cwd=str(root))
+    assert "target 't' declares param 'a.b' is ambiguous" in err.message
+    assert (err.where.file, err.where.line) == ("pipeline.yaml", 7)

@@ -1,13 +1,18 @@
 """params: lookup, merging params files, `-S` values (YAML 1.2 core scalars) and overrides."""
 from __future__ import annotations
 
+import datetime
 import json
+import math
+import re
 
 import pytest
 
 from pipetool.errors import PipelineError, PipetoolError, UsageError
+from pipetool.spec.jsonvalues import plain
 from pipetool.spec.params import (
     MISSING,
+    AmbiguousParam,
     apply_overrides,
     closest,
     deep_merge,
@@ -16,6 +21,7 @@ from pipetool.spec.params import (
     parse_override_value,
     parse_overrides,
     read_params_file,
+    resolve,
 )
 
 PARAMS = {"prepare": {"split": 0.2, "seed": 42}, "train": {"lr": 0.01, "epochs": 20}, "name": "x"}
@@ -196,3 +202,82 @@ def test_no_overrides_returns_the_params_unchanged():
 
 def test_every_params_error_is_a_pipetool_error():
     assert issubclass(UsageError, PipetoolError) and issubclass(PipelineError, PipetoolError)
+
+
+# -- a dotted key: a literal key spelled with a dot, or nested keys ------------------------
+
+DOTTED = {"a.b": 1, "c": {"d.e": 2, "f": {"g": 3}}, "x": {"y": 4}}
+
+
+@pytest.mark.parametrize("key, path", [
+    ("a.b", ("a.b",)), ("c.d.e", ("c", "d.e")), ("c.f.g", ("c", "f", "g")), ("x.y", ("x", "y")), ("x", ("x",)),
+    ("a", None), ("c.d", None), ("a.b.c", None),
+])
+def test_a_dotted_key_resolves_to_the_literal_key_or_the_nested_one(key, path):
+    assert resolve(DOTTED, key) == path
+
+
+def test_a_dotted_key_naming_both_is_ambiguous_and_names_both():
+    with pytest.raises(AmbiguousParam, match=re.escape("names both 'a.b' and 'a' → 'b'")):
+        lookup({"a.b": 1, "a": {"b": 2}}, "a.b")
+    with pytest.raises(AmbiguousParam, match=re.escape("'x' → 'a.b' and 'x' → 'a' → 'b'")):
+        lookup({"x": {"a.b": 1, "a": {"b": 2}}}, "x.a.b")
+    assert lookup({"a.b": 1, "a": {"c": 2}}, "a.c") == 2  # no clash where only one matches
+
+
+def test_set_reaches_a_literal_dotted_key_and_refuses_an_ambiguous_one():
+    assert apply_overrides(DOTTED, {"a.b": 9, "c.d.e": 8})["a.b"] == 9
+    assert apply_overrides(DOTTED, {"c.d.e": 8})["c"] == {"d.e": 8, "f": {"g": 3}}
+    with pytest.raises(UsageError, match=re.escape("-S a.b: param 'a.b' is ambiguous")):
+        apply_overrides({"a.b": 1, "a": {"b": 2}}, {"a.b": 3})
+
+
+def test_set_creates_a_schema_declared_path_with_a_dotted_name():
+    assert apply_overrides({}, {"opt.beta.1": 0.9}, [("opt",), ("opt", "beta.1")]) == {"opt": {"beta.1": 0.9}}
+    assert apply_overrides({}, {"opt.beta": 1}, ["opt.beta"]) == {"opt": {"beta": 1}}
+
+
+# -- -S values read like a YAML value: comments --------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("1 # a comment", 1),
+    ("1\t# tab", 1),
+    (" # only a comment", None),
+    ("a#b", "a#b"),
+    ("#x", "#x"),
+    ("'x # y'", "x # y"),
+    ("'x' # c", "x"),
+    ("[1, 2] # c", [1, 2]),
+    ("0.5 #", 0.5),
+])
+def test_a_blank_then_hash_starts_a_comment_in_a_set_value(text, expected):
+    value = parse_override_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+# -- params are JSON values ------------------------------------------------------------------
+
+def test_dates_and_times_become_iso_strings():
+    value = {"d": datetime.date(1979, 5, 27), "t": datetime.time(7, 32),
+             "dt": datetime.datetime(1979, 5, 27, 7, 32, tzinfo=datetime.timezone.utc), "l": [datetime.date(2000, 1, 1)]}
+    assert plain(value, "x") == {"d": "1979-05-27", "t": "07:32:00", "dt": "1979-05-27T07:32:00+00:00",
+                                 "l": ["2000-01-01"]}
+
+
+@pytest.mark.parametrize("value, needle", [
+    ({"a": {"b": math.nan}}, "param 'a.b' (in p.json) is not a finite number (it reads as .nan)"),
+    ({"a": [1, -math.inf]}, "param 'a[1]' (in p.json) is not a finite number (it reads as -.inf)"),
+    ({"a": {1: 2}}, "param 'a' (in p.json) has a key 1 that is not a string"),
+    ({"a": {1, 2}}, "param 'a' (in p.json) is a set, which is not a JSON value"),
+    ({"a": b"x"}, "param 'a' (in p.json) is a bytes, which is not a JSON value"),
+])
+def test_anything_else_is_refused_naming_the_param_and_its_origin(value, needle):
+    with pytest.raises(PipelineError) as ei:
+        plain(value, "in p.json")
+    assert needle in ei.value.message
+
+
+def test_json_values_pass_unchanged():
+    value = {"a": [1, 2.5, None, True, "s", {"b": []}], "c": {}}
+    assert plain(value, "x") == value
+    assert json.loads(json.dumps(plain(value, "x"), allow_nan=False)) == value
