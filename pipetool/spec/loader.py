@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
-from .. import __version__
-from ..digests import hash_bytes, hash_strings
+from ..digests import hash_strings
 from ..errors import PipelineError, UsageError, Where
 from .interpolate import interpolate
 from .jsonvalues import Locate, plain
@@ -27,10 +24,10 @@ from .params import (
 from .paramschema import effective_params, schema_source
 from .paths import normalize
 from .shellquote import Refused
+from .speccache import SpecCache, cache_key
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
-CACHE_FORMAT = "5"  # bump when what the cache files hold changes
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -66,67 +63,6 @@ class _Locator:
         return locate(self._marks, self._shown, path, key)
 
 
-@dataclass
-class _SpecCache:
-    """`.pipetool/spec.cache`: the validated file's top level, keyed by the file's bytes,
-    and the effective params and the targets built from them, keyed by the params before
-    overrides, the overrides and the params schema's digest; the whole document (needed
-    only to build targets anew) in a second file. A no-op skips YAML, both schemas and
-    path checks alike. Best effort: an unreadable cache is rebuilt, never trusted."""
-
-    path: str
-    doc_key: str = ""
-    head: dict[str, Any] | None = None  # the document without its targets
-    model_key: str = ""
-    targets: dict[str, Target] | None = None
-    derived: dict[str, Any] | None = None  # things computed from the targets (the graph)
-    params: dict[str, Any] | None = None  # the effective params (schema defaults in, validated)
-
-    def read(self) -> None:
-        saved = _unpickle(self.path)
-        if isinstance(saved, tuple) and len(saved) == 6:
-            self.doc_key, self.head, self.model_key, self.targets, self.derived, self.params = saved
-
-    def read_doc(self) -> dict | None:
-        saved = _unpickle(self.path + ".doc")
-        if isinstance(saved, tuple) and len(saved) == 2 and saved[0] == self.doc_key:
-            return saved[1]
-        return None
-
-    def write(self, doc: dict | None = None) -> None:
-        if doc is not None:
-            _pickle(self.path + ".doc", (self.doc_key, doc))
-        _pickle(self.path, (self.doc_key, self.head, self.model_key, self.targets, self.derived, self.params))
-
-
-def _unpickle(path: str) -> Any:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
-        return None
-
-
-def _pickle(path: str, value: Any) -> None:
-    """Best effort: a read-only project only loses the shortcut."""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-def _doc_key(data: bytes, root: str) -> str:
-    from .validate import schema_bytes
-
-    # The model's shape is in the key too, so a pickled Target never outlives its class.
-    shape = ",".join(f.name for f in fields(Target))
-    return hash_strings([CACHE_FORMAT, __version__, shape, root, hash_bytes(schema_bytes()), hash_bytes(data)])
-
-
 def _parse_document(data: bytes, shown: str) -> tuple[dict, _Locator]:
     from .validate import validate_document
     from .yamlread import parse_yaml
@@ -151,16 +87,18 @@ def load(
     try:
         with open(path, "rb") as f:
             data = f.read()
+            st = os.fstat(f.fileno())
     except OSError as exc:
         raise PipelineError(f"cannot read the pipeline file: {exc.strerror}", Where(shown)) from None
-    cache = _SpecCache(os.path.join(root, ".pipetool", CACHE_NAME))
-    cache.read()
-    key = _doc_key(data, root)
+    from .validate import schema_bytes
+
+    cache = SpecCache(os.path.join(root, ".pipetool", CACHE_NAME))
+    cache.read(cache_key(data, root, (st.st_dev, st.st_ino, st.st_ctime_ns), schema_bytes()))
     doc: dict | None = None
     locate = _Locator(data, shown)
-    if cache.doc_key != key or cache.head is None:
+    if cache.head is None:
         doc, locate = _parse_document(data, shown)
-        cache.doc_key, cache.head = key, {k: v for k, v in doc.items() if k != "targets"}
+        cache.head = {k: v for k, v in doc.items() if k != "targets"}
         cache.model_key, cache.targets, cache.derived, cache.params = "", None, None, None
 
     params = _effective_params(cache.head, root, locate)
@@ -200,7 +138,7 @@ def load(
     )
 
 
-def _derive(cache: _SpecCache, name: str, build):
+def _derive(cache: SpecCache, name: str, build):
     """`build()` once per model: kept in the spec cache beside the targets it came from."""
     if cache.derived is None:
         cache.derived = {}

@@ -1,13 +1,16 @@
 """The spec layer's hardening, through the real `pipetool` command: a param is exactly its
 value in every quoting context of a command; params are JSON values (dates become ISO
-strings, NaN and infinities are refused); a dotted top-level key; comments in `-S`."""
+strings, NaN and infinities are refused); a dotted top-level key; comments in `-S`; a
+planted spec cache never runs code."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
 
 import pytest
 
-from .support import assert_invalid, ok, runs_json, status_json
+from .support import assert_invalid, ok, runs_json, show_json, status_json
 
 # -- item 4: a placeholder is its value, whatever quotes it sits in ----------------------------
 
@@ -269,3 +272,58 @@ def test_a_set_value_reads_like_yaml_comments_included(project, pt, arg, shown, 
     assert project.read("out/t.txt").strip().split("|")[0 if key == "n" else 1] == shown
     (record,) = runs_json(project)
     assert record["overrides"] == {key: kept}
+
+
+# -- item 13: the spec cache holds no code ------------------------------------------------------
+
+class _Payload:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_planted_pickle_in_the_spec_cache_is_never_unpickled(project, pt):
+    project.pipeline("""
+        targets:
+          t:
+            cmd: echo t >> runs.log && echo t > out/t.txt
+            outs: [out/t.txt]
+    """)
+    pwned = project.root / "PWNED"
+    state = project.root / ".pipetool"
+    state.mkdir()
+    for name in ("spec.cache", "spec.cache.doc"):
+        (state / name).write_bytes(pickle.dumps(_Payload(str(pwned))))
+    res = ok(pt("status"))
+    assert "t" in res.stdout and "never built" in res.stdout
+    assert not pwned.exists(), "status unpickled the planted cache"
+    ok(pt("run"))
+    assert not pwned.exists()
+    assert project.runs() == ["t"]
+
+
+def test_a_cache_edited_by_someone_else_does_not_survive_a_checkout_of_the_pipeline_file(project, pt):
+    """The key holds the pipeline file's identity on this machine: a cache written for
+    another copy of the same bytes is ignored, so it cannot swap in another command."""
+    text = """
+        targets:
+          t:
+            cmd: echo t >> runs.log && echo t > out/t.txt
+            outs: [out/t.txt]
+    """
+    project.pipeline(text)
+    ok(pt("status"))
+    cache = project.root / ".pipetool" / "spec.cache"
+    planted = cache.read_text().replace("echo t > out/t.txt", "touch PWNED > out/t.txt")
+    assert planted != cache.read_text()
+    project.write("pipeline.new", text)  # a checkout: the same bytes in a new file
+    os.replace(project.root / "pipeline.new", project.root / "pipeline.yaml")
+    cache.write_text(planted)
+    ok(pt("run"))
+    assert not project.exists("PWNED")
+    assert project.read("out/t.txt") == "t\n"
+    cached = json.loads(cache.read_text())
+    assert "PWNED" not in json.dumps(cached)
+    assert show_json(project, runs_json(project)[0]["id"])["targets"]["t"]["action"] == "built"

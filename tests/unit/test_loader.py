@@ -478,3 +478,54 @@ def test_an_ambiguous_declared_param_is_an_error_at_its_place(proj):
     err = load_error(cwd=str(root))
     assert "target 't' declares param 'a.b' is ambiguous" in err.message
     assert (err.where.file, err.where.line) == ("pipeline.yaml", 7)
+
+
+# --- the spec cache: plain JSON, keyed before it is trusted ----------------------------------
+
+def test_the_spec_cache_is_plain_json_and_rebuilds_the_same_model(proj):
+    from pipetool.graph import build_graph
+
+    root = proj(SPEC_EXAMPLE.replace("    deps: [src/prepare.py, data/raw/]",
+                                     "    deps: [src/prepare.py, {path: data/raw/, hash: bytes}]\n"
+                                     "    checks: ['test -d data/prepared', {python: 'src.c:check'}]\n"
+                                     "    resources: {gpu: 1}\n    env: [HOME]\n    code_version: v2"))
+    fresh = pipetool.load(cwd=str(root))
+    graph = fresh.derived("graph", lambda: build_graph(fresh))
+    saved = json.loads((root / ".pipetool" / CACHE_NAME).read_bytes())
+    assert set(saved) == {"key", "head", "model_key", "targets", "params", "derived"}
+    assert json.loads((root / ".pipetool" / (CACHE_NAME + ".doc")).read_bytes())["key"] == saved["key"]
+    again = pipetool.load(cwd=str(root))
+    assert again.targets == fresh.targets and again.params == fresh.params
+    assert again.targets["prepare"].checks[1].python == "src.c:check"
+    assert again.targets["prepare"].resources == (("gpu", 1.0),)
+    assert again.derived("graph", lambda: pytest.fail("the graph was built again")) == graph
+
+
+@pytest.mark.parametrize("content", [b"\x80\x04garbage", b"[]", b'{"key": 1}', b"{", b"null", b"[" * 100000])
+def test_a_foreign_or_broken_spec_cache_is_ignored(proj, content):
+    root = proj("targets:\n  t: {cmd: x}\n")
+    pipetool.load(cwd=str(root))
+    for name in (CACHE_NAME, CACHE_NAME + ".doc"):
+        (root / ".pipetool" / name).write_bytes(content)
+    assert pipetool.load(cwd=str(root)).targets["t"].cmd == "x"
+
+
+def test_a_cache_with_the_right_key_but_the_wrong_shape_is_ignored(proj):
+    root = proj("targets:\n  t: {cmd: x}\n")
+    pipetool.load(cwd=str(root))
+    path = root / ".pipetool" / CACHE_NAME
+    saved = json.loads(path.read_bytes())
+    saved["targets"] = [["t", "x"]]  # too few fields for a Target
+    path.write_text(json.dumps(saved))
+    assert pipetool.load(cwd=str(root)).targets["t"].cmd == "x"
+
+
+def test_a_cache_for_another_copy_of_the_same_file_is_not_used(proj):
+    root = proj("targets:\n  t: {cmd: x}\n")
+    pipetool.load(cwd=str(root))
+    path = root / ".pipetool" / CACHE_NAME
+    path.write_text(path.read_text().replace('"x"', '"touch PWNED"'))
+    assert pipetool.load(cwd=str(root)).targets["t"].cmd == "touch PWNED"  # same file: the key holds
+    (root / "new.yaml").write_text("targets:\n  t: {cmd: x}\n")
+    os.replace(root / "new.yaml", root / "pipeline.yaml")  # same bytes, another file
+    assert pipetool.load(cwd=str(root)).targets["t"].cmd == "x"
