@@ -60,7 +60,7 @@ class CommandReader:
                 if m is not None and (self.cmd_pos or self.declare or self.compound is not None):
                     sc.emit(m.group(0))
                     sc.arithmetic("]")  # bash evaluates an indexed array's subscript
-                    self.word += m.group(0) + "0]"
+                    self.word += m.group(0) + "0]"  # reads as `name[0]`: an assignment still
                     continue
             if c in " \t\n;&|()<>":
                 if self.operator(c):

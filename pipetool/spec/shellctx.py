@@ -67,6 +67,9 @@ class Scanner:
 
     def escaped(self) -> None:
         """A backslash and the character it escapes; one before a placeholder is refused."""
+        if self.s.startswith("$${", self.i + 1):  # `$${` is a literal `${` wherever it is
+            self.emit("\\")
+            return
         m = _PLACE.match(self.s, self.i + 1)
         if m is not None:
             raise Refused(f"'\\{m.group(0)}' (a backslash before a placeholder) has no safe meaning; "

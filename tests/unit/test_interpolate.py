@@ -211,6 +211,7 @@ def test_a_nul_character_is_refused():
 
 def test_a_literal_dollar_brace_is_kept_in_every_context():
     assert interpolate("echo $${A} '$${B}' \"$${C}\"", {})[0] == "echo ${A} '${B}' \"${C}\""
+    assert interpolate("echo \\$${A} \"\\$${B}\"", {})[0] == "echo \\${A} \"\\${B}\""
 
 
 def test_a_dotted_key_names_a_literal_key_or_a_nested_one():
