@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import typer
 
 from . import __version__
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, PipetoolError, UsageError
+from .jsontext import dumps
 
 if TYPE_CHECKING:
     from .remote.pushpull import SyncResult
@@ -140,7 +140,7 @@ def run(ctx: typer.Context, targets: list[str] | None = TARGETS, *, options: dic
 def _finish_run(result: RunResult, rep: TerminalReporter, as_json: bool) -> int:
     """The closing line of `run` and `branch` (and their --json)."""
     if as_json:
-        print(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        print(dumps(result.to_json(), indent=2, sort_keys=True))
     counts: dict[str, int] = {}
     for r in result.targets.values():
         counts[r.action] = counts.get(r.action, 0) + 1
@@ -172,7 +172,7 @@ def status(
     g = _g(ctx)
     report = api_status(targets or (), file=g.file, cwd=g.cwd, set=set_ or ())
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(dumps(report.to_json(), indent=2))
     else:
         _print_status(report)
     return EXIT_FAILED if check and not report.up_to_date else EXIT_OK
@@ -207,7 +207,7 @@ def runs(
 
     g = _g(ctx)
     if as_json:
-        print(json.dumps(api_runs(file=g.file, cwd=g.cwd, full=True), indent=2, sort_keys=True, default=str))
+        print(dumps(api_runs(file=g.file, cwd=g.cwd, full=True), indent=2, sort_keys=True, default=str))
     else:
         sys.stdout.write(render_runs(api_runs(file=g.file, cwd=g.cwd)))
     return EXIT_OK
@@ -229,7 +229,7 @@ def show(
     g = _g(ctx)
     m = api_show(run_id, file=g.file, cwd=g.cwd)
     if as_json:
-        print(json.dumps(m, indent=2, sort_keys=True, default=str))
+        print(dumps(m, indent=2, sort_keys=True, default=str))
     else:
         sys.stdout.write(render_manifest(m))
     return EXIT_OK
@@ -298,7 +298,7 @@ def diff(
     g = _g(ctx)
     d = api_diff(left, right, file=g.file, cwd=g.cwd)
     if as_json:
-        print(json.dumps(d, indent=2, sort_keys=True, default=str))
+        print(dumps(d, indent=2, sort_keys=True, default=str))
     else:
         sys.stdout.write(render_diff(d, left, right or "workspace"))
     return EXIT_OK
@@ -348,7 +348,7 @@ def recover(
     g = _g(ctx)
     r = api_recover(file=g.file, cwd=g.cwd, wait=not no_wait, reporter=TerminalReporter(sys.stderr))
     if as_json:
-        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+        print(dumps(r.to_json(), indent=2, sort_keys=True))
         return EXIT_OK
     if r.damage is None:
         print(f"{r.store} is not damaged (PRAGMA quick_check: ok): nothing to recover"
@@ -393,7 +393,7 @@ def push(
     r = api_push(run_id, remote=remote, jobs=jobs, file=g.file, cwd=g.cwd, wait=not no_wait,
                  reporter=TerminalReporter(sys.stderr))
     if as_json:
-        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+        print(dumps(r.to_json(), indent=2, sort_keys=True))
     _print_sync(r, "pushed", as_json)
     return EXIT_OK
 
@@ -420,7 +420,7 @@ def pull(
     r = api_pull(targets or (), remote=remote, jobs=jobs, file=g.file, cwd=g.cwd, wait=not no_wait,
                  reporter=TerminalReporter(sys.stderr))
     if as_json:
-        print(json.dumps(r.to_json(), indent=2, sort_keys=True))
+        print(dumps(r.to_json(), indent=2, sort_keys=True))
     _print_sync(r, "pulled", as_json)
     return EXIT_FAILED if r.missing else EXIT_OK
 
@@ -452,7 +452,7 @@ def check(
     g = _g(ctx)
     report = api_check(file=g.file, cwd=g.cwd, set=set_ or ())
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(dumps(report.to_json(), indent=2))
     else:
         for f in report.findings:
             print(f, file=sys.stderr if f.level == "error" else sys.stdout)

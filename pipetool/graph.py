@@ -45,7 +45,7 @@ class Graph:
 
 def own_files(p: Pipeline) -> list[str]:
     """The files pipetool itself reads from the workspace (relative to the root)."""
-    return [os.path.relpath(p.file, p.root).replace(os.sep, "/"), "pipetool.lock"]
+    return [os.path.relpath(p.file, p.root).replace(os.sep, "/"), "pipetool.lock", *p.config_files]
 
 
 def build_graph(p: Pipeline) -> Graph:

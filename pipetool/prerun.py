@@ -15,7 +15,7 @@ def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, 
     """Candidate keyword arguments: each declared param by its last key segment (and the
     leaves of declared subtrees), `params` (nested), `deps`, `outs`; ctx is added by the worker.
     """
-    from .spec.params import lookup
+    from .spec.params import lookup, resolve
 
     nested: dict[str, Any] = {}
     explicit: dict[str, list[Any]] = {}  # last segment of a declared key -> values
@@ -30,12 +30,12 @@ def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, 
 
     for key in t.params:
         value = lookup(p.params, key)
-        parts = key.split(".")
+        parts = list(resolve(p.params, key) or key.split("."))  # a key may be spelled `a.b` itself
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-        explicit.setdefault(parts[-1], []).append(value)
+        explicit.setdefault(key.rpartition(".")[2], []).append(value)  # `opt.lr` offers `lr`
         if isinstance(value, dict):
             leaves(value)
     named: dict[str, Any] = {}

@@ -3,7 +3,6 @@ target now, clear and observe its outs, restore it from the local or remote run 
 record it in the store and the cache, and make the executor when the first job starts."""
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ from .execute.jobs import Executor
 from .execute.placement import make_executor
 from .execute.scheduler import BUILT, RESTORED, TargetResult
 from .fingerprint.trace import Trace
+from .jsontext import dumps
 from .judge import Judgement, judge
 from .outguard import clear_outs, protect
 from .prerun import callable_kwargs
@@ -145,7 +145,7 @@ class RunWorkspace:
             ensure_dir(self.log_dir)
             ensure_dir(os.path.dirname(self.params_file))
             with open(self.params_file, "w", encoding="utf-8") as f:
-                json.dump(self.proj.pipeline.params, f, indent=2, sort_keys=True, default=str)
+                f.write(dumps(self.proj.pipeline.params, indent=2, sort_keys=True, default=str))
         except OSError as exc:
             raise_write_error(exc, self.params_file, f"run {self.run_id}'s logs and params file")
         needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}

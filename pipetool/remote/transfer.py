@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jsontext import dumps
 from ..store.cache import Cache, CacheMiss
 from ..store.records import Record
 from ..store.runcache import CachedBuild
@@ -290,7 +291,7 @@ def entry_bytes(build: CachedBuild) -> bytes:
     doc = {"format": ENTRY_FORMAT, "fingerprint": build.fingerprint, "target": build.target,
            "outs": build.outs, "dirs": sorted(build.dirs), "execs": sorted(build.execs),
            "trace": build.trace, "run_id": build.run_id}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def parse_entry(data: bytes, fingerprint: str) -> CachedBuild | None:

@@ -133,6 +133,7 @@ def load(
         overrides=overrides,
         order=tuple(targets),
         remote=cache.head.get("remote"),
+        config_files=_config_files(cache.head, root),
         locate=locate,
         derive=lambda name, build: _derive(cache, name, build),
     )
@@ -146,6 +147,15 @@ def _derive(cache: SpecCache, name: str, build):
         cache.derived[name] = build()
         cache.write()
     return cache.derived[name]
+
+
+def _config_files(head: dict, root: str) -> tuple[str, ...]:
+    """The files besides the pipeline file that the pipeline reads: params files and a
+    params schema given as a path (all checked to be inside the root by now)."""
+    files = [normalize(rel, root, "params file", None) for rel in head.get("params_files") or []]
+    if isinstance(head.get("params_schema"), str):
+        files.append(normalize(head["params_schema"], root, "params schema", None))
+    return tuple(files)
 
 
 def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Pipeline:
     overrides: dict[str, Any] = field(default_factory=dict)
     order: tuple[str, ...] = ()  # targets in declaration order
     remote: str | None = None  # `remote:` as written (an fsspec URL or a path)
+    config_files: tuple[str, ...] = ()  # params files and a params schema file, relative to the root
     # Finds a key's place in the file on demand (parsing marks only on the error path).
     locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
     # derive(name, build): build() once per model, cached with it (the loader's spec cache).

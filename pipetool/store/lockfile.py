@@ -11,6 +11,7 @@ from typing import Any
 
 from ..digests import hash_bytes
 from ..errors import StateError
+from ..jsontext import dumps
 from .failures import raise_write_error, remove_quietly
 from .records import TRACE_KEYS, Record
 
@@ -79,7 +80,7 @@ def render_lock(records: dict[str, Record]) -> str:
                     entry[key] = value
         entry["outs"] = r.outs
         entries[name] = entry
-    return json.dumps({"version": LOCK_VERSION, "targets": entries}, indent=2, sort_keys=True) + "\n"
+    return dumps({"version": LOCK_VERSION, "targets": entries}, indent=2, sort_keys=True) + "\n"
 
 
 def file_digest(root: str) -> str | None:

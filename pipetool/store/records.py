@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsontext import dumps
 from .db import with_tx
 from .failures import guarded
 from .names import from_db, printable, to_db
@@ -62,7 +63,7 @@ def save_record(
     outs: dict[str, str | None], run_id: str,
 ) -> None:
     """Record one target as built; called only after its command succeeded and outs exist."""
-    row = (to_db(target), fingerprint, json.dumps(trace, sort_keys=True), json.dumps(outs, sort_keys=True), run_id,
+    row = (to_db(target), fingerprint, dumps(trace, sort_keys=True), dumps(outs, sort_keys=True), run_id,
            time.time())
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row),
             f"target '{printable(target)}' as built" + (f" by run {run_id}" if run_id else ""))

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsontext import dumps
 from .db import with_tx
 from .failures import guarded
 from .names import from_db, printable, to_db
@@ -40,9 +41,9 @@ def lookup(conn: sqlite3.Connection, fingerprint: str) -> CachedBuild | None:
 
 
 def save(conn: sqlite3.Connection, build: CachedBuild) -> None:
-    row = (build.fingerprint, to_db(build.target), json.dumps(build.outs, sort_keys=True),
-           json.dumps(sorted(build.dirs)), json.dumps(build.trace, sort_keys=True), build.run_id, time.time(),
-           json.dumps(sorted(build.execs)))
+    row = (build.fingerprint, to_db(build.target), dumps(build.outs, sort_keys=True),
+           dumps(sorted(build.dirs)), dumps(build.trace, sort_keys=True), build.run_id, time.time(),
+           dumps(sorted(build.execs)))
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO run_cache VALUES (?,?,?,?,?,?,?,?)", row),
             f"the run-cache entry of target '{printable(build.target)}'")
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import UsageError
+from ..jsontext import dumps
 from .db import with_tx
 from .failures import guarded, raise_write_error, remove_quietly
 from .names import from_db, printable, to_db
@@ -24,16 +25,16 @@ MIN_PREFIX = 4
 
 def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[str], at: str,
           params: dict[str, Any], overrides: dict[str, Any], changed: list[str], kind: str) -> None:
-    row = (run_id, parent, "running", at, None, os.getpid(), json.dumps(list(argv)),
-           json.dumps(params, default=str), json.dumps(overrides, default=str), None,
-           json.dumps(changed), kind)
+    row = (run_id, parent, "running", at, None, os.getpid(), dumps(list(argv)),
+           dumps(params, default=str), dumps(overrides, default=str), None,
+           dumps(changed), kind)
     with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row),
             f"the start of run {run_id}")
 
 
 def record_targets(conn: sqlite3.Connection, run_id: str, rows: Iterable[tuple]) -> None:
     """(target, action, fingerprint, reason, duration_s, outs, checks) rows, in one transaction."""
-    data = [(run_id, to_db(t), a, fp, r, d, json.dumps(o, sort_keys=True), json.dumps(ck))
+    data = [(run_id, to_db(t), a, fp, r, d, dumps(o, sort_keys=True), dumps(ck))
             for t, a, fp, r, d, o, ck in rows]
     if data:
         names = ", ".join(f"{printable(from_db(d[1]))} {d[2]}" for d in data[:5]) + (" …" if len(data) > 5 else "")
@@ -44,7 +45,7 @@ def record_targets(conn: sqlite3.Connection, run_id: str, rows: Iterable[tuple])
 def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str, metrics: dict[str, Any]) -> None:
     with_tx(conn, lambda c: c.execute(
         "UPDATE runs SET status=?, finished_at=?, metrics=? WHERE id=?",
-        (status, at, json.dumps(metrics, default=str), run_id)), f"the end of run {run_id} ({status}, its metrics)")
+        (status, at, dumps(metrics, default=str), run_id)), f"the end of run {run_id} ({status}, its metrics)")
 
 
 def _alive(pid: int | None) -> bool:
@@ -140,7 +141,7 @@ def write_manifest_file(root: str, m: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     # Compact: the C encoder writes it in a fraction of the pretty printer's time, and
     # `pipetool show` is what people read.
-    text = json.dumps(m, sort_keys=True, separators=(",", ":"), default=str)
+    text = dumps(m, sort_keys=True, separators=(",", ":"), default=str)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as f:
@@ -158,11 +159,11 @@ def import_runs(conn: sqlite3.Connection, runs: list[tuple[dict[str, Any], list[
     rows, journal = [], []
     for m, changed, kind in runs:
         rows.append((m["id"], m.get("parent"), m["status"], m["started_at"], m.get("finished_at"), None,
-                     json.dumps(list(m.get("argv") or [])), json.dumps(m.get("params") or {}, default=str),
-                     json.dumps(m.get("overrides") or {}, default=str),
-                     json.dumps(m.get("metrics") or {}, default=str), json.dumps(changed), kind))
+                     dumps(list(m.get("argv") or [])), dumps(m.get("params") or {}, default=str),
+                     dumps(m.get("overrides") or {}, default=str),
+                     dumps(m.get("metrics") or {}, default=str), dumps(changed), kind))
         journal += [(m["id"], to_db(name), t["action"], t.get("fingerprint"), t.get("reason"), t.get("duration_s"),
-                     json.dumps(t.get("outs") or {}, sort_keys=True), json.dumps(t.get("checks") or []))
+                     dumps(t.get("outs") or {}, sort_keys=True), dumps(t.get("checks") or []))
                     for name, t in m["targets"].items()]
 
     def write(c: sqlite3.Connection) -> None:

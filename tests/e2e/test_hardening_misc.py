@@ -49,3 +49,22 @@ def test_a_name_that_is_a_target_and_another_targets_out_means_the_target_and_sa
     res = ok(project.pt("run", "./report"))
     assert "warning" not in res.stderr
     assert project.runs() == ["report", "make"]
+
+
+def test_a_callable_gets_a_param_whose_key_is_spelled_with_a_dot_under_its_last_segment(project):
+    project.write("src/__init__.py", "")
+    project.write("src/job.py", '''
+        def go(lr, params, outs):
+            outs[0].write_text(f"{lr} {params}")
+    ''')
+    project.pipeline("""
+        params:
+          "opt.lr": 0.5
+        targets:
+          go:
+            python: src.job:go
+            params: [opt.lr]
+            outs: [out.txt]
+    """)
+    ok(project.pt("run", "-S", "opt.lr=0.25"))
+    assert project.read("out.txt") == "0.25 {'opt.lr': 0.25}"

@@ -123,9 +123,14 @@ def test_a_target_whose_outs_are_exactly_what_it_built_moves_nothing(project):
 
 def test_pipetools_own_files_cannot_be_outs(project):
     project.write("in/a.txt", "a\n")
+    project.write("conf/params.yaml", "lr: 0.1\n")
+    project.write("conf/schema.json", "{}\n")
     for out, needle in (("pipeline.yaml", "pipeline.yaml"), ("pipetool.lock", "pipetool.lock"),
-                        (".pipetool/x", ".pipetool")):
+                        (".pipetool/x", ".pipetool"), ("conf/params.yaml", "conf/params.yaml"),
+                        ("conf/", "conf/params.yaml"), ("conf/schema.json", "conf/schema.json")):
         project.pipeline(f"""
+            params_files: [conf/params.yaml]
+            params_schema: conf/schema.json
             targets:
               bad:
                 cmd: echo bad >> runs.log && echo x > {out}
