@@ -118,6 +118,8 @@ def _convert(node, path: tuple, filename: str, marks, depth: int, budget: list, 
         if tag in (_STD + "int", _STD + "float", _STD + "bool", _STD + "null"):
             return core_scalar(node.value)
         raise PipelineError(f"unsupported YAML tag {tag}", _where(filename, node))
+    if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and node.tag not in (_STD + "seq", _STD + "map"):
+        raise PipelineError(f"unsupported YAML tag {node.tag}", _where(filename, node))
     if isinstance(node, yaml.SequenceNode):
         return [
             _convert(child, path + (i,), filename, marks, depth + 1, budget, None)

@@ -156,6 +156,19 @@ def test_python_object_tags_never_construct_objects():
         load("a: !!python/object/apply:os.system ['echo pwned']\nb: !!python/name:os.system x\n")
 
 
+@pytest.mark.parametrize("text", ["a: !!python/object/apply:os.system ['echo pwned']\n",
+                                  "a: !!set {x: null}\n", "a: !mine [1]\n", "!top {a: 1}\n",
+                                  "a: !!omap [{x: 1}]\n"])
+def test_a_tag_on_a_list_or_mapping_is_refused_with_its_place(text):
+    with pytest.raises(PipelineError, match="unsupported YAML tag") as ei:
+        load(text)
+    assert ei.value.where is not None and ei.value.where.line == 1
+
+
+def test_the_standard_collection_tags_are_plain_lists_and_mappings():
+    assert load("a: !!seq [1]\nb: !!map {x: 1}\n") == {"a": [1], "b": {"x": 1}}
+
+
 def test_non_scalar_mapping_keys_are_refused():
     with pytest.raises(PipelineError, match="keys"):
         load("? [a, b]\n: 1\n")
