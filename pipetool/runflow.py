@@ -82,14 +82,16 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
     holder = f"run {run_id}" if base is None else f"branch {run_id} from {parent}"
     with acquire(p.root, f"{holder} (pid {os.getpid()})", request.wait, reporter.waiting):
         records = proj.records()  # read under the lock: another run may just have finished
+        put_back_now: dict[str, str] = {}
         if base is not None:
             pb = put_back(proj, base, records, reporter, run_id)
             report_missing(pb, reporter, "it will be rebuilt if needed")
             for name in pb.missing:  # the workspace holds something else: judge it afresh
                 records.pop(name, None)
+            put_back_now = {n: f"restored from the cache: put back from run {parent}" for n in pb.restored}
         with sigterm_interrupts():
             return execute_run(proj, selected, forced, run_id, request, reporter, parent,
-                               "run" if base is None else "branch", records)
+                               "run" if base is None else "branch", records, put_back_now)
 
 
 def new_run_id() -> str:
@@ -157,8 +159,11 @@ def dry_run_result(verdicts: dict[str, Verdict], reporter: Reporter, parent: str
 
 
 def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_id: str, request: RunRequest,
-                reporter: Reporter, parent: str | None, kind: RunKind, records: dict[str, Record]) -> RunResult:
-    """Run `selected` under the project lock and record it as run `run_id`."""
+                reporter: Reporter, parent: str | None, kind: RunKind, records: dict[str, Record],
+                put_back_now: dict[str, str] | None = None) -> RunResult:
+    """Run `selected` under the project lock and record it as run `run_id`. `put_back_now`:
+    targets a branch put back from its base run before the scheduler ran (name -> reason):
+    found up to date, they count as restored, not skipped (SPEC §5)."""
     config = request.config
     jobs = resolve_jobs(config, request.jobs, proj.root)
     p = proj.pipeline
@@ -183,6 +188,11 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_
             ws.remote = remote
             remote.prefetch(selected, records, forced)
         run_targets(p, proj.graph, selected, ws, reporter, opts, results)
+        for name, why in (put_back_now or {}).items():
+            res = results.get(name)
+            if res is not None and res.action == SKIPPED:
+                res.action, res.reason = RESTORED, why
+                reporter.restored(name, why)
         if any(r.action == FAILED for r in results.values()):
             status = "failed"
         if remote is not None:

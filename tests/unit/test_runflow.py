@@ -161,7 +161,9 @@ def test_branch_puts_the_base_runs_outputs_back_and_records_it_as_parent(project
         branched = start_run(proj, run_request(jobs=1), QuietReporter(), base=base)
     assert branched.parent == first.run_id
     assert (root / "out/a.txt").read_text() == "A"
-    assert {n: r.action for n, r in branched.targets.items()} == {"a": "skipped", "b": "skipped"}
+    # a was put back (the workspace held A2); b's bytes were the same in both runs
+    assert {n: r.action for n, r in branched.targets.items()} == {"a": "restored", "b": "skipped"}
+    assert branched.targets["a"].reason == f"restored from the cache: put back from run {first.run_id}"
     with open_project(cwd=str(root)) as proj:
         kinds = {r["id"]: r["kind"] for r in store_runs.summaries(proj.conn)}
     assert kinds[branched.run_id] == "branch" and kinds[first.run_id] == "run"
