@@ -28,7 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .children import Child, PySpawn, Spawn, alive, describe, outcome_of, signal_group
+from ..procinfo import alive
+from .children import Child, PySpawn, Spawn, describe, outcome_of, signal_group
 from .children import pidfd as open_pidfd
 from .forkserver import EXITED, FORK_FAILED, FORKED, RECORD, Server
 from .jobs import JobKey, Outcome

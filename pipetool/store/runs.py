@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..jsontext import dumps
+from ..procinfo import alive
 from .db import with_tx
 from .failures import guarded, raise_write_error, remove_quietly
 from .names import from_db, printable, to_db
@@ -51,15 +52,7 @@ def finish(conn: sqlite3.Connection, run_id: str, status: str, at: str, metrics:
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or alive(pid)
 
 
 COLUMNS = "id, parent, status, started_at, finished_at, pid, argv, params, overrides, metrics, changed, kind"
