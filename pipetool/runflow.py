@@ -88,7 +88,7 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
             report_missing(pb, reporter, "it will be rebuilt if needed")
             for name in pb.missing:  # the workspace holds something else: judge it afresh
                 records.pop(name, None)
-            put_back_now = {n: f"restored from the cache: put back from run {parent}" for n in pb.restored}
+            put_back_now = dict.fromkeys(pb.restored, f"restored from the cache: put back from run {parent}")
         with sigterm_interrupts():
             return execute_run(proj, selected, forced, run_id, request, reporter, parent,
                                "run" if base is None else "branch", records, put_back_now)
