@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .judge import judge_selection
+from .judge import judge_workspace
 from .plan import FRESH, State, Verdict
 from .project import open_project
 from .reporting import QuietReporter, Reporter, or_quiet
@@ -43,9 +43,16 @@ def status(
     set: Iterable[str] | Mapping[str, Any] | None = None,
 ) -> StatusReport:
     """What is stale or pending among the targets (all when none) and why; runs nothing."""
+    from .partitioning import template_names
+
     with open_project(file, cwd, overrides_from(set)) as proj:
-        _, selected = proj.selection(targets, QuietReporter().warning)
-        return StatusReport(judge_selection(proj.pipeline, proj.graph, proj.hasher, selected, proj.records()))
+        proj.expand()  # foreach globs over the files there now
+        p = proj.pipeline
+        names = list(targets)
+        _, selected = proj.selection(names, QuietReporter().warning)
+        templates = {*p.partitioned} if not names else (
+            template_names(p, selected) | {n for n in names if n in p.partitioned})
+        return StatusReport(judge_workspace(p, proj.graph, proj.hasher, selected, proj.records(), templates))
 
 
 def run(targets: Iterable[str] = (), *, file: str | None = None, cwd: str | None = None,

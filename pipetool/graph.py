@@ -131,6 +131,8 @@ def build_graph(p: Pipeline) -> Graph:
 def check_sources(p: Pipeline, g: Graph, selected, exists) -> None:
     """Every dep no target produces must be on disk (`exists(path)`; globs must match)."""
     for name in selected:
+        if p.targets[name].foreach is not None:
+            continue  # a glob of items: matching nothing means no partitions
         produced = g.dep_producers.get(name, {})
         for i, dep in enumerate(p.targets[name].deps):
             if dep.path not in produced and not exists(dep.path):
@@ -227,6 +229,9 @@ def resolve_targets(p: Pipeline, g: Graph, names: list[str] | tuple[str, ...],
     to name the file instead (`./NAME`)."""
     out: list[str] = []
     for raw in names:
+        if raw not in p.targets and raw in p.partitioned:  # a foreach target: all its partitions
+            out.extend(n for n, t in p.targets.items() if t.template == raw and n not in out)
+            continue
         owner = _out_owner(p, g, raw) if raw else None
         if raw in p.targets:
             name: str | None = raw

@@ -7,13 +7,13 @@ upstream verdicts folded in by `plan.plan`), so the three can never disagree.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .fingerprint.hashing import Hasher
 from .fingerprint.trace import Trace, observe, observe_outs
 from .graph import Graph
-from .plan import Verdict, decide, plan
+from .plan import STALE, Verdict, decide, plan
 from .spec.model import Pipeline, Target
 from .store.records import Record
 
@@ -38,10 +38,13 @@ def judge_selection(p: Pipeline, g: Graph, hasher: Hasher, selected: list[str],
                     records: Mapping[str, Record], forced: frozenset[str] = frozenset()) -> dict[str, Verdict]:
     """Verdicts for every selected target (a topological order), nothing run: a target
     below a stale one is pending unless its own inputs changed too."""
-    traces = {n: observe(p, p.targets[n], hasher) for n in selected}
-    outs = {n: outs_now(p.targets[n], hasher, records.get(n)) for n in selected}
-    always = frozenset(n for n in selected if p.targets[n].always)
-    return plan(selected, g.upstream, g.dep_producers, traces, outs, records, always=always, forced=forced)
+    real = [n for n in selected if p.targets[n].foreach is None]
+    traces = {n: observe(p, p.targets[n], hasher) for n in real}
+    outs = {n: outs_now(p.targets[n], hasher, records.get(n)) for n in real}
+    always = frozenset(n for n in real if p.targets[n].always)
+    forced = forced | frozenset(n for n in real if p.targets[n].template in forced)
+    return plan(selected, g.upstream, g.dep_producers, traces, outs, records, always=always, forced=forced,
+                placeholders=frozenset(selected) - frozenset(real))
 
 
 LOST_EXEC = ":lost-exec-bit"  # marks an out digest whose files lost their execute bit
@@ -74,3 +77,23 @@ def _lost_exec_bits(t: Target, root: str, record: Record | None) -> set[str]:
             continue  # gone: the out's own digest says so
         lost.update(o for o in t.outs if rel == o.rstrip("/") or rel.startswith(o.rstrip("/") + "/"))
     return lost
+
+
+def judge_workspace(p: Pipeline, g: Graph, hasher: Hasher, selected: list[str], records: Mapping[str, Record],
+                    templates: Iterable[str], forced: frozenset[str] = frozenset()) -> dict[str, Verdict]:
+    """`judge_selection`, with partitions (SPEC §10): a foreach placeholder whose upstream
+    is fresh matches no file and is left out; recorded partitions of `templates` whose item
+    is gone are stale (`item gone: KEY`)."""
+    from .partitioning import vanished
+
+    verdicts = judge_selection(p, g, hasher, selected, records, forced)
+    waiting = set()
+    for n in selected:
+        if p.targets[n].foreach is not None:
+            if verdicts[n].fresh:
+                del verdicts[n]
+            else:
+                waiting.add(n)
+    for name, key in vanished(p, records, templates, waiting).items():
+        verdicts[name] = Verdict(STALE, (f"item gone: {key}",))
+    return verdicts

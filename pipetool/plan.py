@@ -68,6 +68,8 @@ def explain_trace(now: Trace, then: Mapping[str, Any] | None, volatile: frozense
             reasons.append(f"dep removed: {path}")
         elif now.deps[path] != old_deps[path]:
             reasons.append(f"dep missing: {path}" if now.deps[path] is None else f"dep changed: {path}")
+    if now.item is not None and "item" in then and canonical(then["item"]) != canonical(now.item[0]):
+        reasons.append(f"item changed: {_show(then['item'])} -> {_show(now.item[0])}")
     old_env = then.get("env", {})
     for name in sorted(set(now.env) | set(old_env)):
         if now.env.get(name, _ABSENT) != old_env.get(name, _ABSENT):
@@ -164,11 +166,18 @@ def plan(
     *,
     always: frozenset = frozenset(),
     forced: frozenset = frozenset(),
+    placeholders: frozenset = frozenset(),
 ) -> dict[str, Verdict]:
-    """Verdicts for every target in `order` (a topological order of the selection)."""
+    """Verdicts for every target in `order` (a topological order of the selection). A
+    foreach placeholder (`placeholders`: its items are not known yet) is pending on an
+    upstream that is not fresh, else fresh: it has no items, so nothing to do."""
     verdicts: dict[str, Verdict] = {}
     for name in order:
         not_fresh = tuple(u for u in upstream[name] if u in verdicts and verdicts[u].state != FRESH)
+        if name in placeholders:
+            verdicts[name] = (Verdict(PENDING, tuple(f"upstream stale: {u}" for u in not_fresh)) if not_fresh
+                              else Verdict(FRESH))
+            continue
         volatile = frozenset(
             path for path, prods in dep_producers.get(name, {}).items() if any(u in not_fresh for u in prods)
         )

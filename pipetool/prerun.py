@@ -8,7 +8,7 @@ from typing import Any
 from .errors import PipelineError
 from .spec.model import Pipeline, Target
 
-FIXED_ARGS = ("params", "deps", "outs", "ctx")
+FIXED_ARGS = ("params", "deps", "outs", "ctx", "item", "key")  # item, key: partitions only
 
 
 def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -52,6 +52,8 @@ def callable_kwargs(p: Pipeline, t: Target) -> tuple[dict[str, Any], tuple[str, 
     kwargs["params"] = nested
     kwargs["deps"] = [d.path.rstrip("/") for d in t.deps]
     kwargs["outs"] = [o.rstrip("/") for o in t.outs]
+    if t.template is not None:  # a partition: its item and KEY (SPEC §10)
+        kwargs["item"], kwargs["key"] = t.item, t.key
     return kwargs, tuple(sorted(ambiguous - set(FIXED_ARGS)))
 
 

@@ -38,10 +38,24 @@ class Project:
         """(resolved names, selected targets in topological order); the selection's
         deps that no target produces must exist (hashed here, memoized for later). `warn`
         hears of a name that is a target and another target's out."""
-        resolved = resolve_targets(self.pipeline, self.graph, list(names or ()), warn)
-        selected = select(self.graph, resolved)
+        asked = list(names or ())
+        resolved = resolve_targets(self.pipeline, self.graph, asked, warn)
+        selected = select(self.graph, resolved) if resolved or not asked else []  # a foreach with no items
         check_sources(self.pipeline, self.graph, selected, lambda d: self.hasher.digest(d) is not None)
         return resolved, selected
+
+    def expand(self, names: Iterable[str] | None = None) -> None:
+        """Replace foreach placeholders by their partitions for the files on disk: those
+        `names` (foreach target names), or every one whose glob matches files now."""
+        from .partitioning import expand, expand_all
+
+        if names is None:
+            p = expand_all(self.pipeline, self.hasher)
+        else:
+            todo = [n for n in names if n in self.pipeline.targets and self.pipeline.targets[n].foreach]
+            p = expand(self.pipeline, todo, self.hasher)[0] if todo else self.pipeline
+        if p is not self.pipeline:
+            self.pipeline, self.graph = p, build_graph(p)
 
     def close(self) -> None:
         """Write back what was hashed and close the store (what `with` does on exit)."""

@@ -76,11 +76,46 @@ class TerminalReporter:
         if shown:
             self.say(f"    full output: {shown}")
 
+    def removed(self, name: str, reason: str) -> None:
+        self.say(f"{self._sym('✂', '-')} {name}  ({reason})")
+
     def dry_run(self, name: str, verdict: Verdict) -> None:
         self.say(f"would run {name}  ({'; '.join(verdict.reasons)})")
 
     def warning(self, message: str) -> None:
         self.say(f"pipetool: warning: {message}")
+
+
+def status_lines(verdicts: dict[str, Verdict], grouped: bool) -> list[str]:
+    """A line per target not fresh, `state  name  reasons`; with `grouped` (a terminal),
+    the partitions of a foreach target share one line: `stale  clean  3 of 120 stale`."""
+    from .spec.partitions import template_of
+
+    rows: list[tuple[str, str, str]] = []
+    groups: dict[str, list[str]] = {}
+    for n, v in verdicts.items():
+        tpl = template_of(n) if grouped else None
+        if tpl is not None:
+            groups.setdefault(tpl, []).append(n)
+            if len(groups[tpl]) == 1:
+                rows.append(("", tpl, ""))  # where the group's line goes
+        elif v.state != "fresh":
+            rows.append((v.state, n, "; ".join(v.reasons)))
+    out_rows: list[tuple[str, str, str]] = []
+    for state, name, why in rows:
+        if state:
+            out_rows.append((state, name, why))
+            continue
+        members = [verdicts[m] for m in groups[name]]
+        stale = sum(v.state == "stale" for v in members)
+        pending = sum(v.state == "pending" for v in members)
+        if stale or pending:
+            counts = (f"{stale} of {len(members)} stale" + (f", {pending} pending" if pending else "") if stale
+                      else f"{pending} of {len(members)} pending")
+            first = next(v for v in members if v.state != "fresh")
+            out_rows.append(("stale" if stale else "pending", name, f"{counts} (e.g. {'; '.join(first.reasons)})"))
+    width = max((len(r[1]) for r in out_rows), default=0)
+    return [f"{state:<8} {name.ljust(width)}  {why}" for state, name, why in out_rows]
 
 
 def render_sync(result: SyncResult, verb: str) -> tuple[list[str], str]:

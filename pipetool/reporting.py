@@ -36,6 +36,9 @@ class Reporter(Protocol):
     def dry_run(self, name: str, verdict: Verdict) -> None:
         """`run -n`: this target would run, for the verdict's reasons."""
 
+    def removed(self, name: str, reason: str) -> None:
+        """A partition whose item is gone: its outs were taken out of the workspace."""
+
     def warning(self, message: str) -> None:
         """Something was not done (not cached, not uploaded, not put back); the run goes on."""
 
@@ -59,6 +62,9 @@ class QuietReporter:
         pass
 
     def dry_run(self, name: str, verdict: Verdict) -> None:
+        pass
+
+    def removed(self, name: str, reason: str) -> None:
         pass
 
     def warning(self, message: str) -> None:

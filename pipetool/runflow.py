@@ -17,13 +17,25 @@ from typing import Any, Literal
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PipelineError
 from .execute.placement import resolve_jobs
-from .execute.scheduler import BUILT, FAILED, RESTORED, SKIPPED, WOULD_RUN, RunOptions, TargetResult, run_targets
-from .judge import judge_selection
+from .execute.scheduler import (
+    BUILT,
+    FAILED,
+    REMOVED,
+    RESTORED,
+    SKIPPED,
+    WOULD_RUN,
+    RunOptions,
+    TargetResult,
+    run_targets,
+)
+from .judge import judge_workspace
+from .partitioning import template_names, vanished
 from .plan import Verdict
 from .project import Project
 from .reporting import Reporter
 from .runconfig import RunConfig, RunRequest
 from .runhooks import RunWorkspace
+from .spec.partitions import template_of
 from .store import runs as store_runs
 from .store.db import get_meta, set_meta
 from .store.metrics import read_metrics
@@ -67,13 +79,21 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
     from .putback import put_back, records_after, report_missing
     from .store.projectlock import acquire
 
+    if request.dry_run:  # judged like `status`: placeholders expanded from the files there now
+        proj.expand()
+    else:  # partitions named one by one are made now; the rest when what they read is done
+        proj.expand(sorted({tpl for n in request.targets if (tpl := template_of(n)) is not None}))
     p = proj.pipeline
     named, selected = proj.selection(request.targets, reporter.warning)
     forced = frozenset((named or selected) if request.force else ())
+    if request.force:
+        forced |= {n for n in request.targets if n in p.partitioned}
+    templates = set(p.partitioned) if not request.targets else (
+        template_names(p, selected) | {n for n in request.targets if n in p.partitioned})
     parent = base["id"] if base is not None else head(proj)
     if request.dry_run:
         records = records_after(proj, base) if base is not None else proj.records()
-        verdicts = judge_selection(p, proj.graph, proj.hasher, selected, records, forced)
+        verdicts = judge_workspace(p, proj.graph, proj.hasher, selected, records, templates, forced)
         return dry_run_result(verdicts, reporter, parent if base is not None else None)
     check_callables(p, selected)
     check_outs_inside(p, selected)
@@ -89,9 +109,10 @@ def start_run(proj: Project, request: RunRequest, reporter: Reporter,
             for name in pb.missing:  # the workspace holds something else: judge it afresh
                 records.pop(name, None)
             put_back_now = dict.fromkeys(pb.restored, f"restored from the cache: put back from run {parent}")
+        gone = vanished(proj.pipeline, records, templates)
         with sigterm_interrupts():
             return execute_run(proj, selected, forced, run_id, request, reporter, parent,
-                               "run" if base is None else "branch", records, put_back_now)
+                               "run" if base is None else "branch", records, put_back_now, gone)
 
 
 def new_run_id() -> str:
@@ -160,10 +181,11 @@ def dry_run_result(verdicts: dict[str, Verdict], reporter: Reporter, parent: str
 
 def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_id: str, request: RunRequest,
                 reporter: Reporter, parent: str | None, kind: RunKind, records: dict[str, Record],
-                put_back_now: dict[str, str] | None = None) -> RunResult:
+                put_back_now: dict[str, str] | None = None, gone: dict[str, str] | None = None) -> RunResult:
     """Run `selected` under the project lock and record it as run `run_id`. `put_back_now`:
     targets a branch put back from its base run before the scheduler ran (name -> reason):
-    found up to date, they count as restored, not skipped (SPEC §5)."""
+    found up to date, they count as restored, not skipped (SPEC §5). `gone`: recorded
+    partitions whose item is gone (name -> KEY), taken out of the workspace first."""
     config = request.config
     jobs = resolve_jobs(config, request.jobs, proj.root)
     p = proj.pipeline
@@ -184,6 +206,9 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_
     status: RunStatus = "succeeded"
     signum = 0
     try:
+        for name, why in ws.remove_vanished(gone or {}).items():
+            results[name] = TargetResult(REMOVED, why)
+            reporter.removed(name, why)
         if remote is not None:
             ws.remote = remote
             remote.prefetch(selected, records, forced)

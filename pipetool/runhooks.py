@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from .execute.jobs import Executor
 from .execute.placement import make_executor
-from .execute.scheduler import BUILT, RESTORED, TargetResult
+from .execute.scheduler import BUILT, RESTORED, Growth, TargetResult
 from .fingerprint.trace import Trace
+from .graph import build_graph
 from .jsontext import dumps
 from .judge import Judgement, judge
 from .outguard import clear_outs, protect
+from .partitioning import expand, vanished
 from .prerun import callable_kwargs
 from .project import Project, ensure_dir
 from .reporting import Reporter
@@ -151,5 +153,45 @@ class RunWorkspace:
         needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
         return make_executor(self.config, self.proj.root, self.jobs, needs)
 
+    # -- partitions ----------------------------------------------------------------------
+    def expand(self, name: str) -> Growth:
+        """The placeholder `name`'s partitions for the files its glob matches now; recorded
+        partitions whose file is gone leave the workspace."""
+        p, added = expand(self.proj.pipeline, [name], self.proj.hasher)
+        self.proj.pipeline, self.proj.graph = p, build_graph(p)
+        removed = self.remove_vanished(vanished(p, self.records, [name]))
+        return Growth(p, self.proj.graph, tuple(added), removed)
+
+    def remove_vanished(self, gone: dict[str, str]) -> dict[str, str]:
+        """Take the outs of partitions whose item is gone out of the workspace (they stay in
+        the cache; what nobody could restore is moved aside) and forget their records:
+        name -> why."""
+        out: dict[str, str] = {}
+        for name, key in sorted(gone.items()):
+            rec = self.records.pop(name, None)
+            if rec is None:
+                continue
+            stand_in = Target(name=name, cmd=None, python=None, deps=(), outs=tuple(rec.outs), metrics=(),
+                              params=(), needs=(), env=())
+            protect(stand_in, rec, self.proj.hasher, self.cache, self.run_id, self.reporter.warning)
+            clear_outs(self.proj.root, stand_in, self.proj.hasher)
+            for o in rec.outs:  # clear_outs leaves the folders it would write into: not ours now
+                _remove_empty_parents(self.proj.root, o)
+            store_records.delete_record(self.conn, name)
+            self.changed = True
+            out[name] = f"item gone: {key}"
+        return out
+
     def job_kwargs(self, target: Target) -> tuple[dict[str, Any], tuple[str, ...]]:
         return callable_kwargs(self.proj.pipeline, target)
+
+
+def _remove_empty_parents(root: str, out: str) -> None:
+    """Remove the folders above a removed out that are left empty, up to the root."""
+    parent = os.path.dirname(out.rstrip("/"))
+    while parent:
+        try:
+            os.rmdir(os.path.join(root, parent))
+        except OSError:
+            return  # not empty, or not there: leave it and what is above it
+        parent = os.path.dirname(parent)

@@ -74,11 +74,11 @@ def status(
 
 
 def _print_status(report) -> None:
+    from ..render import status_lines
+
     names = [n for n, v in report.targets.items() if v.state != "fresh"]
-    width = max((len(n) for n in names), default=0)
-    for n in names:
-        v = report.targets[n]
-        print(f"{v.state:<8} {n.ljust(width)}  {'; '.join(v.reasons)}")
+    for line in status_lines(report.targets, grouped=sys.stdout.isatty()):
+        print(line)
     fresh = len(report.targets) - len(names)
     if not names:
         print(f"all {fresh} target(s) up to date")

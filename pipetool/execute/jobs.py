@@ -14,8 +14,10 @@ class JobKey:
 
     @property
     def log_name(self) -> str:
-        """TARGET.log, or TARGET.check-N.log for the target's Nth check."""
-        return f"{self.target}.log" if self.check is None else f"{self.target}.check-{self.check}.log"
+        """TARGET.log, or TARGET.check-N.log for the target's Nth check; a partition's KEY
+        may hold "/" (`clean[out/shards/a.csv]`), kept in one file name as %2F."""
+        name = self.target.replace("%", "%25").replace("/", "%2F")
+        return f"{name}.log" if self.check is None else f"{name}.check-{self.check}.log"
 
     def __str__(self) -> str:
         return self.target if self.check is None else f"{self.target}-check-{self.check}"

@@ -26,12 +26,13 @@ if TYPE_CHECKING:
 
 # What a run did with a target (the manifest's `action`), and the two transient states:
 # "running" while its job is out, "would-run" in a dry run's result.
-Action = Literal["built", "restored", "skipped", "failed", "not-run", "running", "would-run"]
+Action = Literal["built", "restored", "skipped", "failed", "not-run", "removed", "running", "would-run"]
 BUILT: Final = "built"
 RESTORED: Final = "restored"
 SKIPPED: Final = "skipped"
 FAILED: Final = "failed"
 NOT_RUN: Final = "not-run"
+REMOVED: Final = "removed"  # a partition whose item is gone: its outs left the workspace
 RUNNING: Final = "running"
 WOULD_RUN: Final = "would-run"
 
@@ -57,6 +58,16 @@ class RunOptions:
     resources: Mapping[str, float] = field(default_factory=dict)  # --resources: slots held per target
 
 
+@dataclass(frozen=True)
+class Growth:
+    """The graph after a foreach placeholder became its partitions (SPEC §10)."""
+
+    pipeline: Pipeline
+    graph: Graph
+    added: tuple[str, ...]  # the partitions, to be planned like any target
+    removed: Mapping[str, str]  # partitions whose item is gone, taken out of the workspace -> why
+
+
 class RunHooks(Protocol):
     """The workspace and the store as the run loop sees them (Ninja's DiskInterface and
     build log in one): judge a target now, clear and observe its outs, restore it from a
@@ -68,6 +79,7 @@ class RunHooks(Protocol):
     def outs_now(self, target: Target) -> dict[str, str | None]: ...
     def record(self, name: str, trace: Trace, outs: dict[str, str | None], result: TargetResult) -> None: ...
     def make_executor(self) -> Executor: ...
+    def expand(self, name: str) -> Growth: ...
     def job_kwargs(self, target: Target) -> tuple[dict[str, Any], tuple[str, ...]]: ...
 
 
@@ -99,7 +111,7 @@ class _Scheduler:
 
     def __init__(self, p: Pipeline, g: Graph, selected: list[str], hooks: RunHooks, reporter: Reporter,
                  opts: RunOptions, results: dict[str, TargetResult]):
-        self.p, self.g, self.selected = p, g, selected
+        self.p, self.g, self.selected = p, g, list(selected)
         self.hooks, self.reporter, self.opts, self.results = hooks, reporter, opts, results
         self.chosen = set(selected)
         self.waiting = {n: sum(1 for u in g.upstream[n] if u in self.chosen) for n in selected}
@@ -111,6 +123,7 @@ class _Scheduler:
         self.holding: dict[str, tuple[tuple[str, float], ...]] = {}  # target -> resources it holds
         self.executor: Executor | None = None
         self.stop = False
+        self.done: set[str] = set()  # complete: their downstream may start
 
     def run(self) -> None:
         try:
@@ -178,7 +191,10 @@ class _Scheduler:
             if name in self.results:  # blocked by a failure upstream
                 continue
             t = self.p.targets[name]
-            j = self.hooks.judge(t, name in self.opts.forced)
+            if t.foreach is not None:  # what it reads is there now: make its partitions
+                self._grow(name)
+                continue
+            j = self.hooks.judge(t, name in self.opts.forced or t.template in self.opts.forced)
             if j.verdict.fresh:
                 self.results[name] = TargetResult(SKIPPED, "up to date", 0.0, j.trace.fingerprint, j.outs)
                 self._complete(name)
@@ -191,7 +207,7 @@ class _Scheduler:
     def _launch(self, name: str, reasons: tuple[str, ...]) -> None:
         t = self.p.targets[name]
         trace = self.traces[name]
-        if name not in self.opts.forced and not t.always:
+        if name not in self.opts.forced and t.template not in self.opts.forced and not t.always:
             try:
                 outs, why = self.hooks.restore(t, trace)
             except PipetoolError as exc:  # its old outs could not be moved out of the way
@@ -310,7 +326,29 @@ class _Scheduler:
         if not self.opts.keep_going:
             self.stop = True
 
+    def _grow(self, name: str) -> None:
+        """Replace the placeholder `name` by its partitions: they are planned like any
+        target; whatever waited on the placeholder now waits on them."""
+        growth = self.hooks.expand(name)
+        self.p, self.g = growth.pipeline, growth.graph
+        self.chosen.discard(name)
+        self.selected.remove(name)
+        self.waiting.pop(name, None)
+        self.done.add(name)
+        for gone, why in growth.removed.items():
+            self.results[gone] = TargetResult(REMOVED, why)
+            self.reporter.removed(gone, why)
+        self.selected.extend(growth.added)
+        self.chosen.update(growth.added)
+        for n in [*self.waiting, *growth.added]:
+            if n in self.waiting and (self.waiting[n] == 0 or n in self.results):
+                continue  # ready, judged, running or done already
+            self.waiting[n] = sum(1 for u in self.g.upstream[n] if u in self.chosen and u not in self.done)
+            if self.waiting[n] == 0:
+                self.ready.append(n)
+
     def _complete(self, name: str) -> None:
+        self.done.add(name)
         for d in self.g.downstream[name]:
             if d in self.waiting:
                 self.waiting[d] -= 1

@@ -64,6 +64,9 @@ class Trace:
     # python: what `code` covers, by name (codehash.code_entries): "src.train:train",
     # "src.util:scale", "const src.train:EPOCHS" -> digests, "pkg numpy" -> its version
     code_files: dict[str, str | None] | None = None
+    # A partition's item, as a 1-tuple (an item may be null); None for a plain target,
+    # whose fingerprint is then what it always was.
+    item: tuple[Any] | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -73,6 +76,8 @@ class Trace:
             for k in sorted(mapping):
                 parts.append(k)
                 parts.append(mapping[k] or "-")
+        if self.item is not None:
+            parts += ["item", canonical(self.item[0])]
         return hash_strings(parts)
 
     @property
@@ -85,6 +90,8 @@ class Trace:
         d = {"code": self.code, "params": self.params, "deps": self.deps, "env": self.env}
         if self.code_files:
             d["code_files"] = self.code_files
+        if self.item is not None:
+            d["item"] = self.item[0]
         return d
 
 
@@ -181,7 +188,7 @@ def observe(p: Pipeline, t: Target, hasher: Hasher) -> Trace:
     deps = {d.path: dep_digest(hasher, d.path, d.hash_mode) for d in t.deps}
     env = {name: (hash_bytes(os.environ[name].encode()) if name in os.environ else None) for name in t.env}
     code, files = code_part(p, t)
-    return Trace(code.render(), params, deps, env, files)
+    return Trace(code.render(), params, deps, env, files, (t.item,) if t.template is not None else None)
 
 
 def observe_outs(t: Target, hasher: Hasher) -> dict[str, str | None]:

@@ -74,7 +74,8 @@ class RemoteSession:
                 asks: dict[str, str] = {}
                 for name in level:
                     t = p.targets[name]
-                    if any(u in unknown for u in g.upstream[name]) or name in forced or t.always or not t.cache:
+                    if (any(u in unknown for u in g.upstream[name]) or name in forced or t.always or not t.cache
+                            or t.foreach is not None):  # a placeholder: its partitions come later
                         unknown.add(name)
                         continue
                     j = judge(p, t, h, records.get(name))

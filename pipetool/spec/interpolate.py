@@ -34,8 +34,11 @@ def render_value(value: Any) -> str:
     return str(value)
 
 
-def interpolate(cmd: str, params: dict[str, Any]) -> tuple[str, list[str], list[str]]:
-    """Return (command, keys used, unknown keys); a literal `${` is written `$${`.
+def interpolate(cmd: str, params: dict[str, Any],
+                extra: dict[str, Any] | None = None) -> tuple[str, list[str], list[str]]:
+    """Return (command, param keys used, unknown keys); a literal `${` is written `$${`.
+    `extra`: names that stand for values before any param does (a partition's `item`,
+    `item.stem`, `key`); they are not params and are not reported as used.
 
     Raises `Refused` for a placeholder that no quoting makes safe where it sits, and
     `AmbiguousParam` for a key naming two params."""
@@ -44,12 +47,15 @@ def interpolate(cmd: str, params: dict[str, Any]) -> tuple[str, list[str], list[
 
     def place(raw: str, context: str, arithmetic: bool, nowhere: str) -> str:
         key = raw.strip()
-        value = lookup(params, key)
-        if value is MISSING:
-            unknown.append(key)
-            return "${" + raw + "}"
-        if key not in used:
-            used.append(key)
+        if extra is not None and key in extra:
+            value = extra[key]
+        else:
+            value = lookup(params, key)
+            if value is MISSING:
+                unknown.append(key)
+                return "${" + raw + "}"
+            if key not in used:
+                used.append(key)
         text = render_value(value)
         if "\0" in text:
             raise Refused(f"param '{key}' holds a NUL character, which no shell command can carry")

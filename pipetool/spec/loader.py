@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,12 +23,24 @@ from .params import (
     read_params_file,
 )
 from .paramschema import effective_params, schema_source
+from .partitions import (
+    check_glob,
+    fill,
+    glob_keys,
+    is_param_ref,
+    item_vars,
+    items_of,
+    mentions_item,
+    partition_name,
+    static_folder,
+)
 from .paths import normalize
 from .shellquote import Refused
 from .speccache import SpecCache, cache_key
 
 DEFAULT_FILE = "pipeline.yaml"
 CACHE_NAME = "spec.cache"
+FOREACH_KEY = "(foreach)"
 
 
 def find_pipeline_file(file: str | None = None, cwd: str | None = None) -> str:
@@ -99,6 +112,9 @@ def load(
     if cache.head is None:
         doc, locate = _parse_document(data, shown)
         cache.head = {k: v for k, v in doc.items() if k != "targets"}
+        # The foreach targets by name (a key no pipeline file can hold: the schema refuses it),
+        # known even when their items are none.
+        cache.head[FOREACH_KEY] = sorted(n for n, raw in doc["targets"].items() if "foreach" in raw)
         cache.model_key, cache.targets, cache.derived, cache.params = "", None, None, None
 
     params = _effective_params(cache.head, root, locate)
@@ -122,7 +138,7 @@ def load(
         if doc is None:
             doc, locate = _parse_document(data, shown)
             new_doc = True
-        targets = {name: _target(name, raw, params, root, locate) for name, raw in doc["targets"].items()}
+        targets = _targets(doc, params, root, locate)
         cache.model_key, cache.targets, cache.derived, cache.params = model_key, targets, {}, params
         cache.write(doc if new_doc else None)
     return Pipeline(
@@ -134,6 +150,7 @@ def load(
         order=tuple(targets),
         remote=cache.head.get("remote"),
         config_files=_config_files(cache.head, root),
+        partitioned=tuple(cache.head.get(FOREACH_KEY) or ()),
         locate=locate,
         derive=lambda name, build: _derive(cache, name, build),
     )
@@ -169,8 +186,81 @@ def _effective_params(doc: dict, root: str, locate: _Locator) -> dict[str, Any]:
     return params
 
 
-def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> Target:
+def _targets(doc: dict, params: dict, root: str, locate: _Locator) -> dict[str, Target]:
+    """Every target of the document; a `foreach` target as its partitions (items from a
+    param, or inline) or, for a glob, as the placeholder its partitions replace later."""
+    targets: dict[str, Target] = {}
+    for name, raw in doc["targets"].items():
+        if "foreach" not in raw:
+            targets[name] = _target(name, raw, params, root, locate)
+            continue
+        where = partial(locate, ("targets", name, "foreach"))
+        spec = raw["foreach"]
+        ref = is_param_ref(spec)
+        if ref is not None:
+            try:
+                value = lookup(params, ref)
+            except AmbiguousParam as exc:
+                raise PipelineError(f"target '{name}': foreach names {exc.message}", where) from None
+            if value is MISSING:
+                raise PipelineError(f"target '{name}': foreach names unknown param '{ref}'"
+                                    f"{closest(ref, known_keys(params))}", where)
+            pairs = items_of(value, name, where)
+        elif isinstance(spec, (list, dict)):
+            pairs = items_of(spec, name, where)
+        else:
+            targets[name] = _placeholder(name, raw, params, root, locate)
+            continue
+        for key, item in pairs:
+            part = partition_name(name, key)
+            targets[part] = _target(part, raw, params, root, locate, item_vars(key, item, False),
+                                    template=name, key=key, item=item, at=("targets", name))
+    return targets
+
+
+def _placeholder(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> Target:
+    """The stand-in of a foreach over a glob until its files are known: it depends on the
+    glob and the deps that name no item, and holds the folders its partitions write into."""
     at = ("targets", name)
+    where = partial(locate, (*at, "foreach"))
+    check_glob(raw["foreach"], name, where)
+    glob = normalize(raw["foreach"], root, f"target '{name}' foreach", where)
+    _target(name, {k: v for k, v in raw.items() if k not in ("deps", "outs", "metrics", "params", "desc")},
+            params, root, locate, item_vars(glob, glob, True), at=at)  # the command's own errors, now
+    deps = [Dep(glob)]
+    for i, d in enumerate(raw.get("deps") or []):
+        p, mode = (d, "auto") if isinstance(d, str) else (d["path"], d.get("hash", "auto"))
+        if not mentions_item(p):
+            deps.append(Dep(normalize(p, root, f"target '{name}' dep", partial(locate, (*at, "deps", i))), mode))
+    folders: list[str] = []
+    for field in ("outs", "metrics"):
+        for o in raw.get(field) or []:
+            folder = static_folder(o) if mentions_item(o) else None
+            if folder is not None:
+                norm = normalize(folder, root, f"target '{name}' {field[:-1]}", partial(locate, (*at, field)))
+                if norm not in folders:
+                    folders.append(norm)
+    return Target(name=name, cmd=None, python=None, deps=tuple(deps), outs=tuple(folders), metrics=(),
+                  params=(), needs=tuple(raw.get("needs") or []), env=(), desc=raw.get("desc", ""),
+                  foreach=glob, raw=raw)
+
+
+def expand_glob(p: Pipeline, name: str, paths: list[str]) -> dict[str, Target]:
+    """The partitions of the placeholder `name` for the files its glob matched."""
+    t = p.targets[name]
+    assert t.raw is not None and p.locate is not None
+    out: dict[str, Target] = {}
+    for key, item in glob_keys(paths):
+        part = partition_name(name, key)
+        out[part] = _target(part, t.raw, p.params, p.root, p.locate, item_vars(key, item, True),
+                            template=name, key=key, item=item, at=("targets", name))
+    return out
+
+
+def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator | Callable[..., Where],
+            vars_: dict[str, Any] | None = None, *, template: str | None = None, key: str | None = None,
+            item: Any = None, at: tuple | None = None) -> Target:
+    at = at or ("targets", name)
     has_cmd, has_py = "cmd" in raw, "python" in raw
     if has_cmd == has_py:
         what = "both 'cmd' and 'python'" if has_cmd else "neither 'cmd' nor 'python'"
@@ -178,24 +268,26 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
 
     declared: list[str] = []
     keys = None
-    for i, key in enumerate(raw.get("params") or []):
+    for i, spelled in enumerate(raw.get("params") or []):
+        key_ = fill(spelled, vars_, name, partial(locate, (*at, "params", i)))
         try:
-            value = lookup(params, key)
+            value = lookup(params, key_)
         except AmbiguousParam as exc:
             where = partial(locate, (*at, "params", i))
             raise PipelineError(f"target '{name}' declares {exc.message}", where) from None
         if value is MISSING:
             keys = keys or known_keys(params)
             raise PipelineError(
-                f"target '{name}' declares unknown param '{key}'{closest(key, keys)}",
+                f"target '{name}' declares unknown param '{key_}'{closest(key_, keys)}",
                 partial(locate, (*at, "params", i)),
             )
-        if key not in declared:
-            declared.append(key)
+        if key_ not in declared:
+            declared.append(key_)
 
-    template = cmd = raw.get("cmd")
+    template_cmd = cmd = raw.get("cmd")
     if cmd is not None:
-        cmd, used, unknown = _interpolate(cmd, params, f"target '{name}': cmd", partial(locate, (*at, "cmd")))
+        cmd, used, unknown = _interpolate(cmd, params, f"target '{name}': cmd", partial(locate, (*at, "cmd")),
+                                          vars_)
         if unknown:
             keys = known_keys(params)
             raise PipelineError(
@@ -207,14 +299,18 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
     deps = []
     for i, d in enumerate(raw.get("deps") or []):
         p, mode = (d, "auto") if isinstance(d, str) else (d["path"], d.get("hash", "auto"))
-        deps.append(Dep(normalize(p, root, f"target '{name}' dep", partial(locate, (*at, "deps", i))), mode))
+        where = partial(locate, (*at, "deps", i))
+        deps.append(Dep(normalize(fill(p, vars_, name, where), root, f"target '{name}' dep", where), mode))
     outs: list[str] = []
+    metrics: list[str] = []
     for field in ("outs", "metrics"):
         for i, o in enumerate(raw.get(field) or []):
-            norm = normalize(o, root, f"target '{name}' {field[:-1]}", partial(locate, (*at, field, i)))
+            where = partial(locate, (*at, field, i))
+            norm = normalize(fill(o, vars_, name, where), root, f"target '{name}' {field[:-1]}", where)
             if norm not in outs:
                 outs.append(norm)
-    metrics = tuple(normalize(m, root, "metric", None) for m in raw.get("metrics") or [])
+            if field == "metrics":
+                metrics.append(norm)
     code_version = raw.get("code_version")
     return Target(
         name=name,
@@ -222,36 +318,41 @@ def _target(name: str, raw: dict, params: dict, root: str, locate: _Locator) -> 
         python=raw.get("python"),
         deps=tuple(deps),
         outs=tuple(outs),
-        metrics=metrics,
+        metrics=tuple(metrics),
         params=tuple(declared),
         needs=tuple(raw.get("needs") or []),
         env=tuple(raw.get("env") or []),
         always=bool(raw.get("always", False)),
         cache=bool(raw.get("cache", True)),
-        desc=raw.get("desc", ""),
+        desc=fill(raw.get("desc", ""), vars_, name, partial(locate, (*at, "desc"))),
         code_version=None if code_version is None else str(code_version),
-        cmd_template=template,
-        checks=tuple(_check(c, params, name, i, locate) for i, c in enumerate(raw.get("checks") or [])),
+        cmd_template=template_cmd,
+        checks=tuple(_check(c, params, name, i, locate, vars_, at) for i, c in enumerate(raw.get("checks") or [])),
         resources=tuple(sorted((str(k), float(v)) for k, v in (raw.get("resources") or {}).items())),
+        template=template,
+        key=key,
+        item=item,
     )
 
 
-def _check(raw, params: dict, name: str, i: int, locate: _Locator) -> Check:
+def _check(raw, params: dict, name: str, i: int, locate: _Locator | Callable[..., Where],
+           vars_: dict[str, Any] | None = None, at: tuple | None = None) -> Check:
     """A check: a command (with `${...}` like a target's cmd) or {python: mod:func}."""
     if isinstance(raw, dict):
         return Check(python=raw["python"])
-    cmd, _, unknown = _interpolate(raw, params, f"target '{name}': check {i + 1}",
-                                   partial(locate, ("targets", name, "checks", i)))
+    where = partial(locate, (*(at or ("targets", name)), "checks", i))
+    cmd, _, unknown = _interpolate(raw, params, f"target '{name}': check {i + 1}", where, vars_)
     if unknown:
         raise PipelineError(
             f"target '{name}': check uses unknown param '${{{unknown[0]}}}'{closest(unknown[0], known_keys(params))}",
-            lambda: locate(("targets", name, "checks", i)))
+            where)
     return Check(cmd=cmd)
 
 
-def _interpolate(cmd: str, params: dict, what: str, where) -> tuple[str, list[str], list[str]]:
+def _interpolate(cmd: str, params: dict, what: str, where,
+                 vars_: dict[str, Any] | None = None) -> tuple[str, list[str], list[str]]:
     """`interpolate`, its refusals made pipeline errors placed at the command."""
     try:
-        return interpolate(cmd, params)
+        return interpolate(cmd, params, vars_)
     except (Refused, AmbiguousParam) as exc:
         raise PipelineError(f"{what}: {exc.message if isinstance(exc, AmbiguousParam) else exc}", where) from None

@@ -44,6 +44,19 @@ class Target:
     cmd_template: str | None = None  # cmd as written, ${...} unexpanded
     checks: tuple[Check, ...] = ()
     resources: tuple[tuple[str, float], ...] = ()
+    # A partition of a `foreach` target (SPEC §10): the foreach target's name, the item's
+    # KEY and the item itself (a JSON value; a glob's item is its path).
+    template: str | None = None
+    key: str | None = None
+    item: Any = None
+    # The stand-in for a `foreach` over a glob before its items are known: the glob, and
+    # the target as written, from which the partitions are made once the files exist.
+    foreach: str | None = None
+    raw: dict[str, Any] | None = None
+
+    @property
+    def is_placeholder(self) -> bool:
+        return self.foreach is not None
 
     @property
     def kind(self) -> str:
@@ -60,6 +73,7 @@ class Pipeline:
     order: tuple[str, ...] = ()  # targets in declaration order
     remote: str | None = None  # `remote:` as written (an fsspec URL or a path)
     config_files: tuple[str, ...] = ()  # params files and a params schema file, relative to the root
+    partitioned: tuple[str, ...] = ()  # the `foreach` targets, by name
     # Finds a key's place in the file on demand (parsing marks only on the error path).
     locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
     # derive(name, build): build() once per model, cached with it (the loader's spec cache).

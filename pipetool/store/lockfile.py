@@ -76,7 +76,7 @@ def render_lock(records: dict[str, Record]) -> str:
         if trace:
             for key in TRACE_KEYS:
                 value = trace.get(key)
-                if value:
+                if value or (key == "item" and key in trace):  # a partition's item may be 0 or null
                     entry[key] = value
         entry["outs"] = r.outs
         entries[name] = entry

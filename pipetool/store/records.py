@@ -18,7 +18,7 @@ from .names import from_db, printable, to_db
 
 # What a lock entry keeps beside fingerprint and outs: the trace, and the outs' files with
 # an execute bit (the content hashes do not carry the mode).
-TRACE_KEYS = ("code", "code_files", "params", "deps", "env", "execs")
+TRACE_KEYS = ("code", "code_files", "params", "deps", "env", "execs", "item")
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,9 @@ def save_record(
     with_tx(conn, lambda c: c.execute("INSERT OR REPLACE INTO records VALUES (?,?,?,?,?,?)", row),
             f"target '{printable(target)}' as built" + (f" by run {run_id}" if run_id else ""))
 
+
+
+def delete_record(conn: sqlite3.Connection, target: str) -> None:
+    """Forget a target the workspace no longer holds (a partition whose item is gone)."""
+    with_tx(conn, lambda c: c.execute("DELETE FROM records WHERE target=?", (to_db(target),)),
+            f"the removal of target '{printable(target)}'")

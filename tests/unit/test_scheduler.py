@@ -165,6 +165,9 @@ class Reporter:
     def warning(self, message):
         self.lines.append(f"warning {message}")
 
+    def removed(self, name, reason):
+        self.lines.append(f"removed {name}: {reason}")
+
 
 def run(world: World, jobs: int = 2, keep_going: bool = False, forced=(), resources=None, log_dir="/nonexistent-logs"):
     g = build_graph(world.p)
@@ -397,3 +400,33 @@ def test_a_failing_executor_names_its_failure_on_the_targets_it_stopped():
     why = "the run was stopped: internal error in pipetool's I/O thread (RuntimeError: x)"
     assert {n: (r.action, r.reason) for n, r in results.items()} == {"a": ("failed", why), "b": ("not-run", why)}
     assert w.executors[0].cancelled
+
+
+# -- partitions known at run time ---------------------------------------------------------
+
+def test_a_placeholder_becomes_its_partitions_when_ready_and_the_fan_in_waits_for_them():
+    import dataclasses
+
+    from pipetool.execute.scheduler import Growth
+
+    placeholder = dataclasses.replace(target("clean", deps=["out/split/*.txt"], outs=["out/clean/"]),
+                                      cmd=None, cmd_template=None, foreach="out/split/*.txt")
+    p = pipeline(target("split", outs=["out/split/"]), placeholder, target("summary", deps=["out/clean/"]))
+    w = World(p)
+
+    def expand(name: str) -> Growth:
+        parts = {f"clean[{k}]": dataclasses.replace(target(f"clean[{k}]", deps=[f"out/split/{k}.txt"],
+                                                           outs=[f"out/clean/{k}"]), template="clean", key=k)
+                 for k in ("a", "b")}
+        targets = {n: t for n, t in w.p.targets.items() if n != name} | parts
+        w.p = dataclasses.replace(w.p, targets=targets)
+        return Growth(w.p, build_graph(w.p), tuple(parts), {"clean[z]": "item gone: z"})
+
+    w.expand = expand  # type: ignore[method-assign]
+    w.writes.update({"out/split/": "split-v1"})
+    results, rep = run(w, jobs=1)
+    assert w.executors[0].submitted == [JobKey("split"), JobKey("clean[a]"), JobKey("clean[b]"), JobKey("summary")]
+    assert actions(results) == {"split": "built", "clean[a]": "built", "clean[b]": "built", "summary": "built",
+                                "clean[z]": "removed"}
+    assert "clean" not in results
+    assert rep.lines[:3] == ["start split", "built split", "removed clean[z]: item gone: z"]
