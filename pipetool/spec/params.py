@@ -139,6 +139,10 @@ def parse_override_value(text: str) -> Any:
     from .yamlread import core_scalar, parse_yaml
 
     stripped = text.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding on the command line
+        raise UsageError(f"-S value {text!r} is not UTF-8 text") from None
     if stripped[:1] in ("[", "{", "'", '"'):
         try:
             value, _ = parse_yaml(stripped.encode(), "-S", want_marks=False)

@@ -68,3 +68,21 @@ def test_a_callable_gets_a_param_whose_key_is_spelled_with_a_dot_under_its_last_
     """)
     ok(project.pt("run", "-S", "opt.lr=0.25"))
     assert project.read("out.txt") == "0.25 {'opt.lr': 0.25}"
+
+
+def test_a_set_value_that_is_not_utf8_is_a_clear_error(project):
+    import subprocess
+
+    from .support import PIPETOOL, assert_invalid
+
+    project.pipeline("""
+        params: {a: 1}
+        targets:
+          t:
+            cmd: echo ${a} >> runs.log
+            outs: []
+    """)
+    for value in (b"a='\xff'", b"a=\xff"):
+        res = subprocess.run([*map(str.encode, PIPETOOL), b"run", b"-S", value], cwd=project.root,
+                             capture_output=True, text=True, timeout=60)
+        assert_invalid(res, "is not UTF-8 text", project=project)

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from pipetool.errors import PipelineError, UsageError
 from pipetool.spec.params import parse_override_value
-from pipetool.sweep.choices import canonical, parse_choices, split_items
-from pipetool.sweep.space import MAX_POINTS, Space, parse_sweep_args, point_id
-from pipetool.sweep.sweepfile import load_sweep_file
+from pipetool.sweeps.choices import canonical, parse_choices, split_items
+from pipetool.sweeps.space import MAX_POINTS, Space, parse_sweep_args, point_id
+from pipetool.sweeps.sweepfile import load_sweep_file
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

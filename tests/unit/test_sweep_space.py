@@ -13,10 +13,10 @@ import pytest
 
 from pipetool.errors import EXIT_INVALID, PipelineError, StateError, UsageError
 from pipetool.spec.params import parse_override_value
-from pipetool.sweep.choices import Draw, IntRange, Values, parse_choices, split_items
-from pipetool.sweep.draws import below, draw, sample_distinct
-from pipetool.sweep.space import MAX_POINTS, Space, parse_sweep_args, point_id
-from pipetool.sweep.sweepfile import MAX_FILE_BYTES, load_sweep_file, sweep_space
+from pipetool.sweeps.choices import Draw, IntRange, Values, parse_choices, split_items
+from pipetool.sweeps.draws import below, draw, sample_distinct
+from pipetool.sweeps.space import MAX_POINTS, Space, parse_sweep_args, point_id
+from pipetool.sweeps.sweepfile import MAX_FILE_BYTES, load_sweep_file, sweep_space
 
 JSON_ONLY = "params must be JSON values: null, true/false, finite numbers, strings, lists and mappings with string keys"
 
