@@ -208,7 +208,9 @@ def test_a_quoted_byte_of_argv_that_is_not_utf8_is_an_error_not_a_traceback():
     with pytest.raises(UsageError) as err:
         parse_choices("'\udcff',x", "-S k")
     assert err.value.message == "-S k='\udcff',x: \"'\\udcff'\" is not UTF-8 text"
-    assert parse_choices("\udcff,x", "-S k") == Values(("\udcff", "x"))  # unquoted: a string, as run -S reads it
+    with pytest.raises(UsageError) as err:  # unquoted too, as run -S reads it
+        parse_choices("\udcff,x", "-S k")
+    assert err.value.message == "-S k=\udcff,x: '\udcff' is not UTF-8 text"
 
 
 def test_a_long_value_is_shortened_in_messages():
