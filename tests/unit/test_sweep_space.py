@@ -210,7 +210,7 @@ def test_a_quoted_byte_of_argv_that_is_not_utf8_is_an_error_not_a_traceback():
     assert err.value.message == "-S k='\udcff',x: \"'\\udcff'\" is not UTF-8 text"
     with pytest.raises(UsageError) as err:  # unquoted too, as run -S reads it
         parse_choices("\udcff,x", "-S k")
-    assert err.value.message == "-S k=\udcff,x: '\udcff' is not UTF-8 text"
+    assert err.value.message == "-S k=\udcff,x: '\\udcff' is not UTF-8 text"
 
 
 def test_a_long_value_is_shortened_in_messages():
