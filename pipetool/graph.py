@@ -91,6 +91,7 @@ def build_graph(p: Pipeline) -> Graph:
     dep_producers: dict[str, dict[str, tuple[str, ...]]] = {}
     for name, t in p.targets.items():
         ups = up[name]
+        seen: set[str] = set()
         for i, dep in enumerate(t.deps):
             found = _producers(dep.path, producer, below, dir_outs)
             if found:
@@ -101,7 +102,8 @@ def build_graph(p: Pipeline) -> Graph:
                         f"target '{name}' lists its own out '{dep.path}' as a dep",
                         p.where("targets", name, "deps", i),
                     )
-                if u not in ups:
+                if u not in seen:
+                    seen.add(u)
                     ups.append(u)
         for i, need in enumerate(t.needs):
             if need not in p.targets:
@@ -111,7 +113,8 @@ def build_graph(p: Pipeline) -> Graph:
                 )
             if need == name:
                 raise PipelineError(f"target '{name}' needs itself", p.where("targets", name, "needs", i))
-            if need not in ups:
+            if need not in seen:
+                seen.add(need)
                 ups.append(need)
 
     order = _toposort(p, up)
@@ -152,19 +155,18 @@ def _producers(dep: str, producer: dict[str, str], below: dict[str, list[str]], 
             or any(_glob_match(pat, a.split("/"), below=False) for a in _ancestors(out))
         })
     key = strip_dir(dep)
-    found: list[str] = []
+    found: dict[str, None] = {}  # ordered, and a folder may hold thousands of outs
     # The dep is an out or lies inside one.
     k = key
     while k:
         if k in producer:
-            found.append(producer[k])
+            found[producer[k]] = None
             break
         k = os.path.dirname(k)
     # The dep is a folder that holds outs.
     for n in below.get(key, ()):
-        if n not in found:
-            found.append(n)
-    return found
+        found[n] = None
+    return list(found)
 
 
 def _glob_match(pat: list[str], path: list[str], below: bool) -> bool:

@@ -140,6 +140,7 @@ def load(
             new_doc = True
         targets = _targets(doc, params, root, locate)
         cache.model_key, cache.targets, cache.derived, cache.params = model_key, targets, {}, params
+        cache.partitions = {}
         cache.write(doc if new_doc else None)
     return Pipeline(
         root=root,
@@ -153,6 +154,7 @@ def load(
         partitioned=tuple(cache.head.get(FOREACH_KEY) or ()),
         locate=locate,
         derive=lambda name, build: _derive(cache, name, build),
+        partition_cache=cache,
     )
 
 
@@ -246,14 +248,25 @@ def _placeholder(name: str, raw: dict, params: dict, root: str, locate: _Locator
 
 
 def expand_glob(p: Pipeline, name: str, paths: list[str]) -> dict[str, Target]:
-    """The partitions of the placeholder `name` for the files its glob matched."""
+    """The partitions of the placeholder `name` for the files its glob matched; those made
+    before under the same model come from the spec cache, and new ones are kept there."""
     t = p.targets[name]
     assert t.raw is not None and p.locate is not None
+    cache = p.partition_cache
+    known = cache.partitions.setdefault(name, {}) if isinstance(cache, SpecCache) and \
+        cache.partitions is not None else {}
     out: dict[str, Target] = {}
+    made = False
     for key, item in glob_keys(paths):
-        part = partition_name(name, key)
-        out[part] = _target(part, t.raw, p.params, p.root, p.locate, item_vars(key, item, True),
-                            template=name, key=key, item=item, at=("targets", name))
+        part = known.get(key)
+        if part is None:
+            part = known[key] = _target(partition_name(name, key), t.raw, p.params, p.root, p.locate,
+                                        item_vars(key, item, True), template=name, key=key, item=item,
+                                        at=("targets", name))
+            made = True
+        out[part.name] = part
+    if made and isinstance(cache, SpecCache):
+        cache.write()
     return out
 
 

@@ -78,6 +78,8 @@ class Pipeline:
     locate: Callable[[tuple], Where] | None = field(default=None, compare=False, repr=False)
     # derive(name, build): build() once per model, cached with it (the loader's spec cache).
     derive: Callable[[str, Callable[[], Any]], Any] | None = field(default=None, compare=False, repr=False)
+    # Where partitions of foreach globs are kept between commands (the loader's spec cache).
+    partition_cache: Any = field(default=None, compare=False, repr=False)
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
         return self.derive(name, build) if self.derive else build()

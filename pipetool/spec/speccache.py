@@ -176,6 +176,10 @@ class SpecCache:
     targets: dict[str, Target] | None = None
     derived: dict[str, Any] | None = None
     params: dict[str, Any] | None = None  # the effective params (schema defaults in, validated)
+    # The partitions of foreach globs made so far: foreach target -> item -> partition. A
+    # partition is a function of the model and its item, so a status over 10,000 files
+    # makes only the partitions of files it has not seen before.
+    partitions: dict[str, dict[str, Target]] | None = None
 
     def read(self, key: str) -> None:
         """Take what the main file holds if it was written under `key`; else start empty."""
@@ -191,10 +195,15 @@ class SpecCache:
                 targets = {t.name: t for t in (dec(x) for x in _list(saved["targets"]))}
                 params = _dict(params)
             derived = _decode_derived(saved["derived"]) if targets is not None else None
+            partitions = None
+            if targets is not None and isinstance(saved.get("partitions"), dict):
+                dec = decoder(Target)
+                partitions = {tpl: {k: dec(x) for k, x in _dict(parts).items()}
+                              for tpl, parts in _dict(saved["partitions"]).items()}
         except (_Bad, KeyError, TypeError, ValueError, AttributeError):
             return
-        self.head, self.model_key, self.targets, self.params, self.derived = (
-            head, str(saved.get("model_key", "")), targets, params, derived)
+        self.head, self.model_key, self.targets, self.params, self.derived, self.partitions = (
+            head, str(saved.get("model_key", "")), targets, params, derived, partitions)
 
     def read_doc(self) -> dict | None:
         saved = _read_json(self.path + ".doc")
@@ -213,10 +222,13 @@ class SpecCache:
                 pass  # not kept: built again by the next command that needs it
         try:
             targets = [encode(t) for t in (self.targets or {}).values()]
+            partitions = {tpl: {k: encode(t) for k, t in parts.items()}
+                          for tpl, parts in (self.partitions or {}).items()}
         except _Bad:
             return
         _write_json(self.path, {"key": self.key, "head": self.head, "model_key": self.model_key,
-                                "targets": targets, "params": self.params, "derived": derived})
+                                "targets": targets, "params": self.params, "derived": derived,
+                                "partitions": partitions})
 
 
 def _read_json(path: str) -> Any:

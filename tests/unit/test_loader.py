@@ -492,7 +492,7 @@ def test_the_spec_cache_is_plain_json_and_rebuilds_the_same_model(proj):
     fresh = pipetool.load(cwd=str(root))
     graph = fresh.derived("graph", lambda: build_graph(fresh))
     saved = json.loads((root / ".pipetool" / CACHE_NAME).read_bytes())
-    assert set(saved) == {"key", "head", "model_key", "targets", "params", "derived"}
+    assert set(saved) == {"key", "head", "model_key", "targets", "params", "derived", "partitions"}
     assert json.loads((root / ".pipetool" / (CACHE_NAME + ".doc")).read_bytes())["key"] == saved["key"]
     again = pipetool.load(cwd=str(root))
     assert again.targets == fresh.targets and again.params == fresh.params
