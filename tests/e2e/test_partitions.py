@@ -240,3 +240,23 @@ def test_a_failing_partitions_log_is_one_file_named_after_it(project):
     assert "broken data/a.csv" in res.stderr
     logs = list((project.root / ".pipetool" / "logs").rglob("*.log"))
     assert [p.name for p in logs] == ["bad[data%2Fa.csv].log"]
+
+
+def test_the_sensors_example_runs_one_partition_for_a_new_file(project):
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "sensors"
+    for rel in ("pipeline.yaml", "src/__init__.py", "src/stats.py", "src/summary.py",
+                "readings/north.csv", "readings/south.csv", "readings/east.csv"):
+        (project.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(example / rel, project.root / rel)
+    first = run_json(project, "run")
+    assert {n: t["action"] for n, t in first["targets"].items()} == {
+        "stats[readings/east.csv]": "built", "stats[readings/north.csv]": "built",
+        "stats[readings/south.csv]": "built", "summary": "built"}
+    shutil.copy(project.root / "readings/north.csv", project.root / "readings/west.csv")
+    second = run_json(project, "run")
+    assert sorted(n for n, t in second["targets"].items() if t["action"] == "built") == [
+        "stats[readings/west.csv]", "summary"]
+    assert project.read("summary.csv").splitlines()[-1].startswith("west,24,")
