@@ -5,6 +5,10 @@ each grows like N (log N), not N².
     python benchmarks/bench_scale.py                # N = 2,500 and 10,000 (a few minutes)
     python benchmarks/bench_scale.py --sizes 1000,4000 --repeat 3
 
+Then a `foreach` over N data files (one partition each, plus a fan-in), built once:
+`status`, a no-op `run`, and a `run` after adding one file (which runs exactly one partition
+and the fan-in; its planning overhead is that time less the two commands').
+
 The pipeline is a chain of N targets (each `cp` of its upstream's out, one param per 100
 targets) plus a fan-in target reading every out, built once with `run -j 2`, then built
 again with one param changed, so `runs`, `show` and `diff` have two real runs of N targets.
@@ -93,6 +97,44 @@ def measure(n: int, repeat: int, workdir: str, timeout: float) -> dict[str, floa
     return times
 
 
+PARTITIONED = """
+targets:
+  clean:
+    foreach: data/*.csv
+    cmd: mkdir -p out && cp ${item} out/${item.stem}.txt
+    deps: ["${item}"]
+    outs: ["out/${item.stem}.txt"]
+  summary:
+    cmd: ls out | wc -l > summary.txt
+    deps: [out/]
+    outs: [summary.txt]
+"""
+
+
+def measure_partitions(n: int, repeat: int, workdir: str, timeout: float) -> dict[str, float]:
+    root = os.path.join(workdir, f"foreach-{n}")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(os.path.join(root, "data"))
+    for i in range(n):
+        with open(os.path.join(root, "data", f"f{i:06d}.csv"), "w") as f:
+            f.write(f"{i}\n")
+    with open(os.path.join(root, "pipeline.yaml"), "w") as f:
+        f.write(PARTITIONED)
+    print(f"  foreach N={n}: building...", file=sys.stderr, flush=True)
+    times = {"foreach: full build -j 2": run(["run", "-j", "2"], root, timeout)[0]}
+    times["foreach: status"] = statistics.median(run(["status"], root, timeout)[0] for _ in range(repeat))
+    times["foreach: run (no-op)"] = statistics.median(run(["run"], root, timeout)[0] for _ in range(repeat))
+    added = []
+    for k in range(repeat):
+        with open(os.path.join(root, "data", f"new{k}.csv"), "w") as f:
+            f.write("new\n")
+        added.append(run(["run", "-j", "2"], root, timeout)[0])
+    times["foreach: run after adding a file"] = statistics.median(added)
+    for label in [k for k in times if k.startswith("foreach")]:
+        print(f"  foreach N={n}: {label} {times[label]:.3f} s", file=sys.stderr, flush=True)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="2500,10000", help="two target counts, smaller first")
@@ -105,17 +147,19 @@ def main() -> None:
     try:
         a = measure(small, args.repeat, workdir, args.timeout)
         b = measure(large, args.repeat, workdir, args.timeout)
+        a.update(measure_partitions(small, args.repeat, workdir, args.timeout))
+        b.update(measure_partitions(large, args.repeat, workdir, args.timeout))
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     ratio = large / small
-    print(f"pipetool read commands at scale: a chain of N targets plus a fan-in; median of {args.repeat}")
-    print(f"{'command':<26} {f'N={small} s':>12} {f'N={large} s':>12} {'growth':>8}  (x{ratio:g} = linear, "
+    print(f"pipetool read commands at scale: a chain of N targets plus a fan-in, and a foreach over N files; median of {args.repeat}")
+    print(f"{'command':<34} {f'N={small} s':>12} {f'N={large} s':>12} {'growth':>8}  (x{ratio:g} = linear, "
           f"x{ratio * ratio:g} = quadratic)")
     print("-" * 72)
     for label in a:
         growth = b[label] / a[label] if a[label] else float("nan")
-        print(f"{label:<26} {a[label]:>12.3f} {b[label]:>12.3f} {growth:>7.1f}x")
+        print(f"{label:<34} {a[label]:>12.3f} {b[label]:>12.3f} {growth:>7.1f}x")
 
 
 if __name__ == "__main__":
