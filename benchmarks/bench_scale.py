@@ -153,10 +153,11 @@ def main() -> None:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     ratio = large / small
-    print(f"pipetool read commands at scale: a chain of N targets plus a fan-in, and a foreach over N files; median of {args.repeat}")
+    print("pipetool read commands at scale: a chain of N targets plus a fan-in, and a foreach over N files; "
+          f"median of {args.repeat}")
     print(f"{'command':<34} {f'N={small} s':>12} {f'N={large} s':>12} {'growth':>8}  (x{ratio:g} = linear, "
           f"x{ratio * ratio:g} = quadratic)")
-    print("-" * 72)
+    print("-" * 80)
     for label in a:
         growth = b[label] / a[label] if a[label] else float("nan")
         print(f"{label:<34} {a[label]:>12.3f} {b[label]:>12.3f} {growth:>7.1f}x")
