@@ -8,6 +8,7 @@ declare (so editing that file would not rerun it), an out that no target consume
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,24 @@ def check(*, file: str | None = None, cwd: str | None = None, set=None) -> Check
     return report
 
 
+_REDIRECT = re.compile(r"^(?:\d*>>?|\d*>\||&>>?|\d*<>)")  # an output redirection operator
+
+
+def _redirect_targets(words: list[str]) -> set[int]:
+    """Indexes of the words a command writes to through a redirection: the word after a
+    lone operator (`>`, `2>>`, `&>`), or a word that starts with one (`2>log.txt`)."""
+    out: set[int] = set()
+    for i, w in enumerate(words):
+        m = _REDIRECT.match(w)
+        if m is None:
+            continue
+        if m.end() == len(w):
+            out.add(i + 1)
+        elif not w[m.end():].startswith("&"):  # `2>&1` duplicates a descriptor, names no file
+            out.add(i)
+    return out
+
+
 def _undeclared_reads(p, name: str) -> list[Finding]:
     t = p.targets[name]
     if t.cmd is None:
@@ -85,7 +104,12 @@ def _undeclared_reads(p, name: str) -> list[Finding]:
     covered = [d.path for d in t.deps] + list(t.outs)
     found: list[Finding] = []
     seen: set[str] = set()
-    for w in words:
+    written = _redirect_targets(words)
+    for i, w in enumerate(words):
+        if i in written:  # `> log.txt`, `2>> err.log`: what the command writes, never a dep
+            continue
+        if w.startswith("<") and not w.startswith("<<"):  # `<input.csv`: read, so still a dep to check
+            w = w[1:]
         w = w.split("=", 1)[-1] if w.startswith("--") and "=" in w else w
         if not w or w.startswith("-") or is_glob(w) or "$" in w or os.path.isabs(w):
             continue

@@ -77,3 +77,23 @@ def test_check_of_an_invalid_file_is_exit_2_naming_the_place(project, pt):
     assert res.returncode == 2
     assert "pipeline.yaml:" in res.stderr and "depz" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_file_a_command_writes_through_a_redirect_is_never_called_an_undeclared_dep(project, pt):
+    project.write("src/prep.py", "print(1)\n")
+    project.write("in.csv", "x\n")
+    for existing in ("log.txt", "logs/x.log", "err.txt", "all.txt", "app.log"):
+        project.write(existing, "from an earlier run\n")  # they exist: the case that misled
+    project.pipeline("""
+        targets:
+          prep:
+            cmd: python src/prep.py < in.csv > log.txt 2> logs/x.log 2>>err.txt &>all.txt >>app.log 2>&1
+            deps: [src/prep.py]
+            outs: [out.txt]
+    """)
+    res = pt("check")
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stdout.splitlines() if line.startswith("warning:")]
+    # the input redirect is a read: the only warning
+    assert warnings == [("warning: target 'prep': its command mentions in.csv, which is not a declared dep: "
+                        "editing it would not rerun the target")]
