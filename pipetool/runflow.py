@@ -42,7 +42,7 @@ from .store.metrics import read_metrics
 from .store.records import Record
 
 RunStatus = Literal["succeeded", "failed", "interrupted", "dry-run"]
-RunKind = Literal["run", "branch"]
+RunKind = Literal["run", "branch", "sweep"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -179,27 +179,58 @@ def dry_run_result(verdicts: dict[str, Verdict], reporter: Reporter, parent: str
         for n, v in verdicts.items()}, parent=parent)
 
 
+class RunHost:
+    """Where a run's targets live and what its end adopts. This one is the project itself
+    (`run`, `branch`): `.pipetool/` beside the workspace, the run's own executor and remote
+    session, and at the end the head run and pipetool.lock. A sweep's point brings its own
+    (`sweeps/pointrun.py`): a workspace of its own, a shared executor, nothing adopted."""
+
+    sweep: str | None = None  # the sweep the run is a point of (its manifest's `sweep`)
+
+    def state_root(self, proj: Project) -> str:
+        """The folder holding `.pipetool/` (the run's manifest file, logs, params file)."""
+        return proj.root
+
+    def jobs(self, config: RunConfig, jobs: int | None, root: str) -> int:
+        return resolve_jobs(config, jobs, root)
+
+    def remote(self, proj: Project, config: RunConfig, reporter: Reporter):
+        return _open_remote(proj, config, reporter)
+
+    def workspace(self, proj: Project, run_id: str, records: dict[str, Record], jobs: int, config: RunConfig,
+                  reporter: Reporter) -> RunWorkspace:
+        sdir = os.path.join(self.state_root(proj), ".pipetool")
+        return RunWorkspace(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
+                            os.path.join(sdir, "runs", run_id, "params.json"), config, reporter)
+
+    def adopt(self, proj: Project, run_id: str, records: dict[str, Record], ws: RunWorkspace) -> None:
+        """The workspace now holds this run's outputs: it becomes the head, the lock follows."""
+        set_head(proj, run_id)
+        rewrite_lock(proj, records, ws.changed)
+
+
 def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_id: str, request: RunRequest,
                 reporter: Reporter, parent: str | None, kind: RunKind, records: dict[str, Record],
-                put_back_now: dict[str, str] | None = None, gone: dict[str, str] | None = None) -> RunResult:
+                put_back_now: dict[str, str] | None = None, gone: dict[str, str] | None = None,
+                host: RunHost | None = None) -> RunResult:
     """Run `selected` under the project lock and record it as run `run_id`. `put_back_now`:
     targets a branch put back from its base run before the scheduler ran (name -> reason):
     found up to date, they count as restored, not skipped (SPEC §5). `gone`: recorded
-    partitions whose item is gone (name -> KEY), taken out of the workspace first."""
+    partitions whose item is gone (name -> KEY), taken out of the workspace first. `host`:
+    where it runs and what its end adopts (default: the project itself)."""
+    host = host or RunHost()
     config = request.config
-    jobs = resolve_jobs(config, request.jobs, proj.root)
+    jobs = host.jobs(config, request.jobs, proj.root)
     p = proj.pipeline
     conn = proj.conn
     if conn is None:
         raise PipelineError(f"cannot write pipetool's state under {p.root}/.pipetool")
-    remote = _open_remote(proj, config, reporter)  # a missing backend stops us before anything is written
+    remote = host.remote(proj, config, reporter)  # a missing backend stops us before anything is written
     parent_params = store_runs.run_params(conn, parent) if parent else {}
     store_runs.start(conn, run_id, parent, list(request.argv), now_iso(), p.params, p.overrides,
-                     param_changes(parent_params, p.params) if parent else [], kind)
-    store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
-    sdir = os.path.join(p.root, ".pipetool")
-    ws = RunWorkspace(proj, run_id, records, jobs, os.path.join(sdir, "logs", run_id),
-                      os.path.join(sdir, "runs", run_id, "params.json"), config, reporter)
+                     param_changes(parent_params, p.params) if parent else [], kind, host.sweep)
+    store_runs.write_manifest_file(host.state_root(proj), store_runs.manifest(conn, run_id))
+    ws = host.workspace(proj, run_id, records, jobs, config, reporter)
     opts = RunOptions(jobs=jobs, keep_going=request.keep_going, forced=forced, run_id=run_id,
                       log_dir=ws.log_dir, params_file=ws.params_file, resources=config.capacity)
     results: dict[str, TargetResult] = {}
@@ -232,7 +263,7 @@ def execute_run(proj: Project, selected: list[str], forced: frozenset[str], run_
     finally:
         if remote is not None:
             remote.close()
-        _finish(proj, run_id, status, results, records, ws, reporter)
+        _finish(proj, run_id, status, results, records, ws, reporter, host)
     return RunResult(run_id, status, results, signum, parent)
 
 
@@ -250,9 +281,9 @@ def _open_remote(proj: Project, config: RunConfig, reporter: Reporter):
 
 
 def _finish(proj: Project, run_id: str, status: RunStatus, results: dict[str, TargetResult],
-            records: dict[str, Record], ws: RunWorkspace, reporter: Reporter) -> None:
+            records: dict[str, Record], ws: RunWorkspace, reporter: Reporter, host: RunHost) -> None:
     """Journal what the scheduler did not (skipped, not-run), metrics, the manifest file,
-    the workspace's head run and the lock file."""
+    and what the host adopts (a run: the workspace's head run and the lock file)."""
     p, conn = proj.pipeline, proj.conn
     assert conn is not None
     store_runs.record_targets(conn, run_id, [
@@ -263,9 +294,8 @@ def _finish(proj: Project, run_id: str, status: RunStatus, results: dict[str, Ta
     metric_files = [m for n, r in results.items() if r.action in (BUILT, RESTORED, SKIPPED)
                     for m in p.targets[n].metrics]
     store_runs.finish(conn, run_id, status, now_iso(), read_metrics(p.root, metric_files, reporter.warning))
-    store_runs.write_manifest_file(p.root, store_runs.manifest(conn, run_id))
-    set_head(proj, run_id)
-    rewrite_lock(proj, records, ws.changed)
+    store_runs.write_manifest_file(host.state_root(proj), store_runs.manifest(conn, run_id))
+    host.adopt(proj, run_id, records, ws)
 
 
 def rewrite_lock(proj: Project, records: dict[str, Record], changed: bool) -> None:

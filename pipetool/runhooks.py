@@ -76,7 +76,7 @@ class RunWorkspace:
             execs = executables(self.proj.root, outs, dirs)
             if execs:  # the lock carries them, so a pull restores the mode without asking the remote
                 stored["execs"] = execs
-            store_records.save_record(self.conn, name, trace.fingerprint, stored, outs, self.run_id)
+            self._keep_record(name, trace.fingerprint, stored, outs)
             self.records[name] = Record(trace.fingerprint, outs, stored)
             self.changed = True
             if result.action == BUILT:
@@ -85,6 +85,14 @@ class RunWorkspace:
             (name, result.action, result.fingerprint, result.reason, round(result.duration_s, 3), result.outs,
              result.checks)])
         self.journaled.add(name)
+
+    def _keep_record(self, name: str, fingerprint: str, trace: dict[str, Any], outs: dict[str, str | None]) -> None:
+        """The record of what the workspace now holds, in the store (a sweep's point keeps
+        its records in memory only: the seam it overrides)."""
+        store_records.save_record(self.conn, name, fingerprint, trace, outs, self.run_id)
+
+    def _drop_record(self, name: str) -> None:
+        store_records.delete_record(self.conn, name)
 
     def _cache_outs(self, t: Target, trace: Trace, outs: dict[str, str | None], dirs: list[str],
                     execs: list[str]) -> None:
@@ -150,6 +158,10 @@ class RunWorkspace:
                 f.write(dumps(self.proj.pipeline.params, indent=2, sort_keys=True, default=str))
         except OSError as exc:
             raise_write_error(exc, self.params_file, f"run {self.run_id}'s logs and params file")
+        return self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        """The run's own executor (a sweep's point gets its lane of the sweep's shared one)."""
         needs = {n: t.resources for n, t in self.proj.pipeline.targets.items() if t.resources}
         return make_executor(self.config, self.proj.root, self.jobs, needs)
 
@@ -177,7 +189,7 @@ class RunWorkspace:
             clear_outs(self.proj.root, stand_in, self.proj.hasher)
             for o in rec.outs:  # clear_outs leaves the folders it would write into: not ours now
                 _remove_empty_parents(self.proj.root, o)
-            store_records.delete_record(self.conn, name)
+            self._drop_record(name)
             self.changed = True
             out[name] = f"item gone: {key}"
         return out

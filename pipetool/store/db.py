@@ -14,11 +14,13 @@ from collections.abc import Callable
 from ..errors import PipetoolError, StateError
 from .failures import cannot_open_here, guarded, sqlite_code, sqlite_error
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Format 2 keyed the stat cache by TEXT paths, which cannot hold a file name that is not
 # UTF-8; format 3 keys it by the path's bytes. The stat table is only a cache: a format-2
-# store is upgraded by recreating that table, everything else kept.
-UPGRADABLE = (2,)
+# store is upgraded by recreating that table, everything else kept. Format 4 adds sweeps
+# (SPEC §10): the `sweeps` table and the `sweep` column of `runs` (NULL for a plain run),
+# added in place to a format 2 or 3 store.
+UPGRADABLE = (2, 3)
 STATE_DIR = ".pipetool"
 DB_NAME = "state.db"
 
@@ -26,6 +28,11 @@ STAT_TABLE = """
 CREATE TABLE IF NOT EXISTS stat (
     path BLOB PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER,
     hashed_at_ns INTEGER, digest TEXT);
+"""
+SWEEPS_TABLE = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY, base TEXT, created_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+    pid INTEGER, argv TEXT, space TEXT NOT NULL, targets TEXT NOT NULL, options TEXT NOT NULL);
 """
 SCHEMA = STAT_TABLE + """
 CREATE TABLE IF NOT EXISTS records (
@@ -35,14 +42,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, parent TEXT, status TEXT NOT NULL, started_at TEXT NOT NULL,
     finished_at TEXT, pid INTEGER, argv TEXT, params TEXT, overrides TEXT, metrics TEXT,
-    changed TEXT, kind TEXT);
+    changed TEXT, kind TEXT, sweep TEXT);
 CREATE TABLE IF NOT EXISTS run_targets (
     run_id TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, fingerprint TEXT,
     reason TEXT, duration_s REAL, outs TEXT, checks TEXT, PRIMARY KEY (run_id, target));
 CREATE TABLE IF NOT EXISTS run_cache (
     fingerprint TEXT PRIMARY KEY, target TEXT NOT NULL, outs TEXT NOT NULL,
     dirs TEXT NOT NULL, trace TEXT NOT NULL, run_id TEXT, created_at REAL, execs TEXT);
-"""
+""" + SWEEPS_TABLE
 
 
 class StoreConnection(sqlite3.Connection):
@@ -52,6 +59,7 @@ class StoreConnection(sqlite3.Connection):
     read_only = False  # opened read-only: the project's state cannot be written
     read_only_cause: int | None = None  # the SQLite error that made it so (read-only media, a full disk)
     stat_usable = True  # False: a format-2 stat table that could not be upgraded here
+    format = FORMAT_VERSION  # an older format that could not be upgraded here (read-only): no sweeps
 
 
 def state_dir(root: str) -> str:
@@ -96,7 +104,7 @@ def open_db(root: str, create: bool = True) -> StoreConnection | None:
         elif version != FORMAT_VERSION:
             raise StateError(
                 f"{path} has store format {version}, this pipetool reads format {FORMAT_VERSION} (and upgrades "
-                f"format 2): use the pipetool that wrote it, or move {state_dir(root)}/ aside to start afresh "
+                f"formats 2 and 3): use the pipetool that wrote it, or move {state_dir(root)}/ aside to start afresh "
                 "(pipetool.lock is kept)")
         if not conn.read_only:
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -150,22 +158,31 @@ def _open(target: str, path: str, read_only: bool) -> StoreConnection:
 
 
 def _upgrade(conn: StoreConnection) -> None:
-    """Format 2 -> 3: recreate the stat table (a cache); where the store cannot be
-    written, read everything else and leave the stat cache unused."""
+    """Format 2 or 3 -> 4: recreate a format-2 stat table (a cache), add the sweeps table
+    and the runs' `sweep` column. Where the store cannot be written, read everything else
+    as it is: no stat cache from format 2, no sweeps before format 4."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
     if conn.read_only:
-        conn.stat_usable = False
+        conn.stat_usable, conn.format = version != 2, version
         return
 
     def upgrade(c: sqlite3.Connection) -> None:
-        if c.execute("PRAGMA user_version").fetchone()[0] in UPGRADABLE:  # not done meanwhile
+        now = c.execute("PRAGMA user_version").fetchone()[0]
+        if now not in UPGRADABLE:  # done meanwhile
+            return
+        if now == 2:
             c.execute("DROP TABLE IF EXISTS stat")
             c.execute(STAT_TABLE)  # executescript would commit the transaction first
-            c.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+        columns = [r[1] for r in c.execute("PRAGMA table_info(runs)")]
+        if "sweep" not in columns:
+            c.execute("ALTER TABLE runs ADD COLUMN sweep TEXT")
+        c.execute(SWEEPS_TABLE)
+        c.execute(f"PRAGMA user_version={FORMAT_VERSION}")
 
     try:
         with_tx(conn, upgrade, "the store's format upgrade")
     except StateError:  # the file is read-only though its folder is not
-        conn.stat_usable = False
+        conn.stat_usable, conn.format = version != 2, version
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

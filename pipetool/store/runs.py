@@ -25,11 +25,13 @@ MIN_PREFIX = 4
 
 
 def start(conn: sqlite3.Connection, run_id: str, parent: str | None, argv: list[str], at: str,
-          params: dict[str, Any], overrides: dict[str, Any], changed: list[str], kind: str) -> None:
+          params: dict[str, Any], overrides: dict[str, Any], changed: list[str], kind: str,
+          sweep: str | None = None) -> None:
+    """Open run `run_id` (`sweep`: the sweep it is a point of, SPEC §10)."""
     row = (run_id, parent, "running", at, None, os.getpid(), dumps(list(argv)),
            dumps(params, default=str), dumps(overrides, default=str), None,
-           dumps(changed), kind)
-    with_tx(conn, lambda c: c.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row),
+           dumps(changed), kind, sweep)
+    with_tx(conn, lambda c: c.execute(f"INSERT INTO runs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row),
             f"the start of run {run_id}")
 
 
@@ -55,25 +57,31 @@ def _alive(pid: int | None) -> bool:
     return pid == os.getpid() or alive(pid)
 
 
-COLUMNS = "id, parent, status, started_at, finished_at, pid, argv, params, overrides, metrics, changed, kind"
+COLUMNS = "id, parent, status, started_at, finished_at, pid, argv, params, overrides, metrics, changed, kind, sweep"
+
+
+def _columns(conn: sqlite3.Connection) -> str:
+    """COLUMNS as this store can answer them: a format-3 store opened read-only has no
+    `sweep` column (NULL for every run)."""
+    return COLUMNS if getattr(conn, "format", 4) >= 4 else COLUMNS.replace(", sweep", ", NULL")
 
 
 def _summary(row: tuple) -> dict[str, Any]:
-    rid, parent, status, started, finished, pid, argv, params, overrides, metrics, changed, kind = row
+    rid, parent, status, started, finished, pid, argv, params, overrides, metrics, changed, kind, sweep = row
     if status == "running" and not _alive(pid):
         status = "interrupted"  # its process is gone (SIGKILL, power loss)
     return {
         "id": rid, "parent": parent, "status": status, "started_at": started, "finished_at": finished,
         "argv": json.loads(argv or "[]"), "params": json.loads(params or "{}"),
         "overrides": json.loads(overrides or "{}"), "metrics": json.loads(metrics or "{}"),
-        "changed": json.loads(changed or "[]"), "kind": kind or "run",
+        "changed": json.loads(changed or "[]"), "kind": kind or "run", "sweep": sweep,
     }
 
 
 def summaries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every run, oldest first, without per-target detail (what `runs` shows)."""
     with guarded(conn, "the run index"):
-        return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs ORDER BY id")]
+        return [_summary(r) for r in conn.execute(f"SELECT {_columns(conn)} FROM runs ORDER BY id")]
 
 
 def run_params(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
@@ -86,7 +94,7 @@ def run_params(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
 def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """One run's full manifest, assembled from the index."""
     with guarded(conn, "the run index"):
-        row = conn.execute(f"SELECT {COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = conn.execute(f"SELECT {_columns(conn)} FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         raise UsageError(f"no run {run_id}")
     m = _summary(row)
@@ -102,6 +110,7 @@ def manifest(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     m.pop("changed")
     m.pop("kind")
     m["metrics"] = metrics
+    m["sweep"] = m.pop("sweep")
     return m
 
 
@@ -154,13 +163,97 @@ def import_runs(conn: sqlite3.Connection, runs: list[tuple[dict[str, Any], list[
         rows.append((m["id"], m.get("parent"), m["status"], m["started_at"], m.get("finished_at"), None,
                      dumps(list(m.get("argv") or [])), dumps(m.get("params") or {}, default=str),
                      dumps(m.get("overrides") or {}, default=str),
-                     dumps(m.get("metrics") or {}, default=str), dumps(changed), kind))
+                     dumps(m.get("metrics") or {}, default=str), dumps(changed), kind, m.get("sweep")))
         journal += [(m["id"], to_db(name), t["action"], t.get("fingerprint"), t.get("reason"), t.get("duration_s"),
                      dumps(t.get("outs") or {}, sort_keys=True), dumps(t.get("checks") or []))
                     for name, t in m["targets"].items()]
 
     def write(c: sqlite3.Connection) -> None:
-        c.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        c.executemany(f"INSERT OR REPLACE INTO runs ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         c.executemany("INSERT OR REPLACE INTO run_targets VALUES (?,?,?,?,?,?,?,?)", journal)
 
     with_tx(conn, write, f"{len(rows)} run(s) read from their manifest files")
+
+
+# -- sweeps (SPEC §10): a row per sweep; its points are the runs whose `sweep` names it -----
+
+SWEEP_COLUMNS = "id, base, created_at, finished_at, status, pid, argv, space, targets, options"
+
+
+def start_sweep(conn: sqlite3.Connection, sweep_id: str, base: str | None, at: str, argv: list[str],
+                space: dict[str, Any], targets: list[str], options: dict[str, Any]) -> None:
+    """Record a sweep before any of its points runs: all `--resume` needs to run the rest."""
+    row = (sweep_id, base, at, None, "running", os.getpid(), dumps(list(argv)), dumps(space, sort_keys=True),
+           dumps(list(targets)), dumps(options, sort_keys=True))
+    with_tx(conn, lambda c: c.execute(f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", row),
+            f"the start of sweep {sweep_id}")
+
+
+def resume_sweep(conn: sqlite3.Connection, sweep_id: str) -> None:
+    """The sweep runs again (`--resume`): this process holds it now."""
+    with_tx(conn, lambda c: c.execute("UPDATE sweeps SET status='running', finished_at=NULL, pid=? WHERE id=?",
+                                      (os.getpid(), sweep_id)), f"the resumption of sweep {sweep_id}")
+
+
+def finish_sweep(conn: sqlite3.Connection, sweep_id: str, status: str, at: str) -> None:
+    with_tx(conn, lambda c: c.execute("UPDATE sweeps SET status=?, finished_at=? WHERE id=?",
+                                      (status, at, sweep_id)), f"the end of sweep {sweep_id} ({status})")
+
+
+def _has_sweeps(conn: sqlite3.Connection) -> bool:
+    return getattr(conn, "format", 4) >= 4
+
+
+def sweep_record(conn: sqlite3.Connection, sweep_id: str) -> dict[str, Any]:
+    """One sweep as recorded; `status` is `interrupted` when it was left running by a
+    process that is gone."""
+    row = None
+    if _has_sweeps(conn):
+        with guarded(conn, "the sweep index"):
+            row = conn.execute(f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+    if row is None:
+        raise UsageError(f"no sweep {sweep_id}")
+    sid, base, created, finished, status, pid, argv, space, targets, options = row
+    if status == "running" and not _alive(pid):
+        status = "interrupted"
+    return {"id": sid, "base": base, "created_at": created, "finished_at": finished, "status": status,
+            "argv": json.loads(argv or "[]"), "space": json.loads(space), "targets": json.loads(targets),
+            "options": json.loads(options)}
+
+
+def resolve_sweep(conn: sqlite3.Connection | None, ref: str | None) -> str:
+    """A sweep id from a unique prefix of at least 4 characters; None or `last`: the last sweep."""
+    if conn is None or not _has_sweeps(conn):
+        raise UsageError("this project has no recorded sweeps (see `pipetool sweep --help`)")
+    with guarded(conn, "the sweep index"):
+        if ref is None or ref.strip() == "last":
+            row = conn.execute("SELECT id FROM sweeps ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise UsageError("this project has no recorded sweeps (see `pipetool sweep --help`)")
+            return str(row[0])
+        ref = ref.strip()
+        if len(ref) < MIN_PREFIX:
+            raise UsageError(f"sweep id '{ref}' is too short: give at least {MIN_PREFIX} characters")
+        found = [r[0] for r in conn.execute("SELECT id FROM sweeps WHERE id >= ? AND id < ? ORDER BY id",
+                                            (ref, ref + "\uffff"))]
+    if not found:
+        raise UsageError(f"no sweep matches '{ref}' (see `pipetool runs`)")
+    if len(found) > 1:
+        raise UsageError(f"sweep id '{ref}' is ambiguous: {len(found)} sweeps match ({', '.join(found[:10])}); "
+                         "give more characters")
+    return str(found[0])
+
+
+def sweep_runs(conn: sqlite3.Connection, sweep_id: str) -> list[dict[str, Any]]:
+    """The runs of a sweep's points, oldest first (a resumed point has several)."""
+    if not _has_sweeps(conn):
+        return []
+    with guarded(conn, "the run index"):
+        return [_summary(r) for r in conn.execute(f"SELECT {COLUMNS} FROM runs WHERE sweep=? ORDER BY id",
+                                                  (sweep_id,))]
+
+
+def run_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every run id, sorted (for the shortest unique prefixes a listing prints)."""
+    with guarded(conn, "the run index"):
+        return [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY id")]
