@@ -156,16 +156,38 @@ def headline(metrics: dict, limit: int = 3) -> str:
 
 
 def render_runs(runs: list[dict]) -> str:
-    """The history as a tree by parent, oldest first."""
+    """The history as a tree by parent, oldest first; a sweep's points (runs with a
+    `sweep`) hang together under one `sweep ID  N points` node, below their base."""
     if not runs:
         return "no runs yet\n"
     ids = {r["id"] for r in runs}
     children: dict[str | None, list[dict]] = {}
+    sweeps: dict[str, dict] = {}  # sweep id -> its node
     for r in runs:
+        sid = r.get("sweep")
+        if sid:
+            node = sweeps.get(sid)
+            if node is None:
+                node = sweeps[sid] = {"sweep_node": sid, "id": f"sweep:{sid}", "points": []}
+                children.setdefault(r["parent"] if r["parent"] in ids else None, []).append(node)
+            node["points"].append(r)
+            children.setdefault(node["id"], []).append(r)
+            continue
         children.setdefault(r["parent"] if r["parent"] in ids else None, []).append(r)
     lines: list[str] = []
 
     def line(r: dict, indent: str, branch: str) -> None:
+        if "sweep_node" in r:
+            runs_of = r["points"]
+            when = (runs_of[0]["started_at"] or "").replace("T", " ")[:16]
+            latest = {json.dumps(pt["overrides"], sort_keys=True): pt for pt in runs_of}  # a point: its last run
+            counts: dict[str, int] = {}
+            for pt in latest.values():
+                counts[pt["status"]] = counts.get(pt["status"], 0) + 1
+            states = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            resumed = f" ({len(runs_of)} runs)" if len(runs_of) > len(latest) else ""
+            lines.append(f"{indent}{branch}sweep {r['sweep_node']}  {when}  {len(latest)} points{resumed}  {states}")
+            return
         when = (r["started_at"] or "").replace("T", " ")[:16]
         changed = ", ".join(r["changed"][:3]) + (" …" if len(r["changed"]) > 3 else "")
         kind = "branch " if r.get("kind") == "branch" else ""

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from ..errors import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, PipetoolError
-from . import build, history, sync  # noqa: F401 - importing them registers their commands
+from . import build, history, sweep, sync  # noqa: F401 - importing them registers their commands
 from .app import app
 
 __all__ = ["app", "main"]
