@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat as statmod
@@ -136,6 +137,11 @@ class PointCache(Cache):
         nothing (each out made beside its place, then moved in). A file with an execute bit
         is copied (the objects are read-only, their mode is not the file's); what comes from
         a remote is moved in from where it was downloaded, as a run does."""
+        real_root = os.path.join(os.path.realpath(self.root), "")
+        for rel in outs:  # never through a link into the project
+            folder = os.path.realpath(os.path.join(self.root, os.path.dirname(rel.rstrip("/"))))
+            if not os.path.join(folder, "").startswith(real_root):
+                raise OSError(errno.EPERM, f"{printable(rel)} would be put through a link, into {folder}")
         if source is not None:
             super().restore_outs(outs, dirs, execs, source)
             return

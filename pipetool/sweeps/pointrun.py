@@ -18,6 +18,7 @@ from ..errors import PipetoolError
 from ..execute.jobs import Executor, JobKey, Outcome
 from ..execute.scheduler import BUILT, RESTORED, TargetResult
 from ..fingerprint.trace import Trace
+from ..outguard import OutsError
 from ..project import Project
 from ..remote.readthrough import RemoteSession
 from ..reporting import Reporter
@@ -83,6 +84,16 @@ class PointHost(RunHost):
         """The project's workspace does not hold a point's outputs: nothing to adopt."""
 
 
+def inside_point(root: str, outs: tuple[str, ...] | list[str], name: str) -> None:
+    """Refuse (the target fails, nothing written) an out whose folder resolves outside `root`."""
+    real_root = os.path.join(os.path.realpath(root), "")
+    for out in outs:
+        folder = os.path.realpath(os.path.join(root, os.path.dirname(out.rstrip("/"))))
+        if not os.path.join(folder, "").startswith(real_root):
+            raise OutsError(f"{name}: its out {out} would be written through a link, into {folder}; a sweep's "
+                            "point writes only inside its own folder")
+
+
 class PointRemote(RemoteSession):
     """The remote as a run uses it, with the point's view of the project's cache; downloads
     wait under the project's `.pipetool/tmp/` and are moved into the point's folder."""
@@ -119,6 +130,12 @@ class PointWorkspace(RunWorkspace):
 
     def _new_executor(self) -> Executor:
         return self.env.lane
+
+    def prepare_outs(self, target: Target) -> None:
+        """As a run does, once sure that no out's folder leads out of the point's folder
+        (through a link into the project): a point writes only into its own folder."""
+        inside_point(self.proj.root, target.outs, target.name)
+        super().prepare_outs(target)
 
     # -- shared work once ------------------------------------------------------------------
     def restore(self, target: Target, trace: Trace) -> tuple[dict[str, str | None] | None, str]:

@@ -340,3 +340,123 @@ def test_sweep_show_without_any_sweep_and_a_target_named_show(project):
     project.pipeline(SHARED.replace("  train:\n", "  show:\n").replace("prep:\n        cmd", "prep:\n        cmd"))
     table = sweep_json(project, "out/model.txt", "-S", "train.lr=0.1,0.2")
     assert set(show_json(project, table["points"][0]["run"])["targets"]) == {"prep", "show"}
+
+
+# -- callables, the remote cache, Dask, the lock, the API ------------------------------------------
+
+CALLABLES = """
+    params:
+      train: {lr: 0.1}
+    targets:
+      prep:
+        python: src.steps:prep
+        outs: [out/prep.txt]
+      train:
+        python: src.steps:train
+        params: [train]
+        deps: [out/prep.txt]
+        outs: [out/model.txt]
+"""
+STEPS = """
+from pathlib import Path
+
+from src.helper import scaled
+
+
+def prep(outs):
+    with open("runs.log", "a") as f:
+        f.write("prep\\n")
+    Path(outs[0]).write_text("p\\n")
+
+
+def train(lr, deps, outs):
+    with open("runs.log", "a") as f:
+        f.write(f"train {lr}\\n")
+    Path(outs[0]).write_text(Path(deps[0]).read_text() + f"{scaled(lr)}\\n")
+"""
+
+
+def test_callables_import_the_projects_modules_and_hash_as_in_the_project(project):
+    project.write("src/__init__.py", "")
+    project.write("src/helper.py", "def scaled(x):\n    return x * 10\n")
+    project.write("src/steps.py", STEPS)
+    shared_project(project, CALLABLES)
+    ok(project.pt("run"))
+    project.write("runs.log", "")
+    table = sweep_json(project, "-S", "train.lr=0.2,0.3")
+    assert sorted(project.runs()) == ["train 0.2", "train 0.3"]  # prep's fingerprint is the project's
+    for p in table["points"]:
+        ws = point_dir(project, table, p["run"])
+        assert (ws / "out" / "model.txt").read_text() == f"p\n{p['params']['train.lr'] * 10}\n"
+    assert project.read("out/model.txt") == "p\n1.0\n"
+
+
+def test_points_restore_from_and_upload_to_the_remote_cache(project, tmp_path):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    shared_project(project)
+    first = sweep_json(project, "-S", "train.lr=0.1,0.2", "--remote", str(remote))
+    assert sorted(project.runs()) == ["prep", "train 0.1", "train 0.2"]
+    assert len(list((remote / "runcache").iterdir())) == 3  # prep once, each train
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("pipeline.yaml", "runs.log"):
+        (clone / name).write_text((project.root / name).read_text())
+    (clone / "runs.log").write_text("")
+    res = ok(project.pt("sweep", "-S", "train.lr=0.1,0.2", "--remote", str(remote), "--json", cwd=clone))
+    table = json.loads(res.stdout)
+    assert (clone / "runs.log").read_text() == ""  # nothing ran: everything came from the remote
+    for p in table["points"]:
+        m = json.loads(ok(project.pt("show", p["run"], "--json", cwd=clone)).stdout)
+        assert {t["action"] for t in m["targets"].values()} == {"restored"}
+        ws = clone / ".pipetool" / "sweeps" / table["id"] / point_id(p["params"])
+        assert (ws / "out" / "model.txt").read_text() == f"n=1\nlr={p['params']['train.lr']}\n"
+    assert [p["params"] for p in table["points"]] == [p["params"] for p in first["points"]]
+
+
+def test_a_sweep_waits_for_the_project_or_with_no_wait_exits_3(project):
+    shared_project(project, SLOW_POINT)
+    project.write("handshake", "")
+    proc = project.popen("sweep", "-S", "train.lr=0.3,0.4")
+    project.wait_file("handshake")
+    res = project.pt("sweep", "-S", "train.lr=0.1,0.2", "--no-wait")
+    assert res.returncode == 3, res.stderr
+    assert "the project is busy: sweep " in res.stderr
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert json.loads(ok(project.pt("sweep", "show", "--json")).stdout)["status"] == "interrupted"
+
+
+def test_the_python_api_sweeps_a_mapping_of_choices_and_shows_it(project):
+    import pipetool
+
+    shared_project(project)
+    result = pipetool.sweep(set={"train.lr": [0.1, 0.3], "train.epochs": 4}, cwd=str(project.root), jobs=2)
+    assert (result.status, result.exit_code) == ("succeeded", 0)
+    assert [o.status for o in result.points] == ["succeeded", "succeeded"]
+    shown = pipetool.sweep_show(cwd=str(project.root), sort="metrics/train.json:acc")
+    assert shown["id"] == result.sweep_id and shown["fixed"] == {"train.epochs": 4}
+    assert [p["params"] for p in shown["points"]] == [{"train.lr": 0.3}, {"train.lr": 0.1}]
+    assert shown["points"][0]["metrics"] == {"metrics/train.json": {"acc": 0.3, "val.loss": 4}}
+    again = pipetool.sweep(resume=True, cwd=str(project.root))
+    assert again.resumed and again.points == [] and again.exit_code == 0
+
+
+def test_a_sweep_runs_its_points_on_a_dask_cluster_with_the_shared_work_once(project):
+    import logging
+
+    distributed = __import__("pytest").importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    try:
+        shared_project(project)
+        table = sweep_json(project, "-S", "train.lr=0.1,0.2,0.3", "--executor", "dask", "--scheduler",
+                           cluster.scheduler_address)
+        assert sorted(project.runs()) == ["prep", "train 0.1", "train 0.2", "train 0.3"]
+        for p in table["points"]:
+            ws = point_dir(project, table, p["run"])
+            assert (ws / "out" / "model.txt").read_text() == f"n=1\nlr={p['params']['train.lr']}\n"
+        assert not project.exists("out")
+    finally:
+        cluster.close()
